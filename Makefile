@@ -1,0 +1,41 @@
+# Weir build and test entry points. `make test` is what README and CI run.
+GO        ?= go
+STATICCHECK_VERSION := v0.8.2
+FUZZTIME  ?= 10s
+PKGS      := ./...
+
+.PHONY: build run test check setup lint unit fuzz e2e bench clean
+
+build:
+	$(GO) build -o bin/weir ./cmd/weir
+
+run: build
+	./bin/weir serve
+
+# test: the whole suite, including its own set-up. CI runs exactly this.
+test: setup lint unit fuzz
+
+check: test
+
+setup:
+	@./scripts/setup-test-deps
+
+lint:
+	@echo "== gofmt"; out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@echo "== go vet"; $(GO) vet $(PKGS)
+	@echo "== go mod tidy"; cp go.mod /tmp/weir-go.mod.bak; cp go.sum /tmp/weir-go.sum.bak 2>/dev/null || true; \
+		$(GO) mod tidy; if ! git diff --quiet -- go.mod go.sum; then git diff -- go.mod go.sum; echo "go mod tidy changed go.mod/go.sum"; exit 1; fi
+	@echo "== staticcheck"; command -v staticcheck >/dev/null 2>&1 || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION); \
+		PATH="$$PATH:$$($(GO) env GOPATH)/bin" staticcheck $(PKGS)
+
+unit:
+	@echo "== go test -race"; $(GO) test -race -shuffle=on -timeout 20m $(PKGS)
+
+fuzz:
+	@./scripts/fuzz-all $(FUZZTIME)
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 2x ./internal/commitlog/
+
+clean:
+	rm -rf bin weir-data

@@ -1,0 +1,140 @@
+package batch
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/s2"
+	"github.com/klauspost/compress/zstd"
+	"github.com/pierrec/lz4/v4"
+)
+
+// compressedBatch wraps an arbitrary compressed payload in a batch with a
+// valid header and CRC claiming one record.
+func compressedBatch(c Codec, payload []byte) []byte {
+	return edit(withRecordBytes(payload, 1), func(b []byte) {
+		binary.BigEndian.PutUint16(b[offAttributes:], uint16(c))
+	})
+}
+
+var bombs = sync.OnceValue(func() map[string][]byte {
+	size := 100 << 20
+	if testing.Short() {
+		size = 16 << 20
+	}
+	zeros := make([]byte, size)
+	out := make(map[string][]byte)
+
+	var buf bytes.Buffer
+	gz, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+	_, _ = gz.Write(zeros)
+	_ = gz.Close()
+	out["gzip"] = compressedBatch(CodecGzip, bytes.Clone(buf.Bytes()))
+
+	out["snappy"] = compressedBatch(CodecSnappy, s2.EncodeSnappy(nil, zeros))
+	out["snappy-xerial"] = compressedBatch(CodecSnappy, xerialSnappy(nil, zeros))
+
+	buf.Reset()
+	lz := lz4.NewWriter(&buf)
+	_, _ = lz.Write(zeros)
+	_ = lz.Close()
+	out["lz4"] = compressedBatch(CodecLZ4, bytes.Clone(buf.Bytes()))
+
+	enc, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest))
+	out["zstd"] = compressedBatch(CodecZstd, enc.EncodeAll(zeros, nil)) // declares its size
+	buf.Reset()
+	zw, _ := zstd.NewWriter(&buf, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+	_, _ = zw.Write(zeros)
+	_ = zw.Close()
+	out["zstd-stream"] = compressedBatch(CodecZstd, bytes.Clone(buf.Bytes())) // does not
+
+	// Headers that lie: a snappy block claiming 1 GiB, a zstd frame
+	// claiming 1 TiB, a gzip trailer claiming 10 bytes.
+	out["snappy-claim"] = compressedBatch(CodecSnappy, binary.AppendUvarint(nil, 1<<30))
+	out["zstd-claim"] = compressedBatch(CodecZstd, []byte{0x28, 0xb5, 0x2f, 0xfd, 0xc0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 1, 0, 0})
+	g := bytes.Clone(out["gzip"])
+	binary.LittleEndian.PutUint32(g[len(g)-4:], 10)
+	out["gzip-claim"] = edit(g, func([]byte) {})
+	return out
+})
+
+// TestCompressionBomb checks that payloads decompressing far past the bound
+// fail with ErrTooLarge while allocating little more than the bound.
+func TestCompressionBomb(t *testing.T) {
+	const limit = 1 << 20
+	for name, b := range bombs() {
+		t.Run(name, func(t *testing.T) {
+			if _, err := Verify(b); err != nil {
+				t.Fatalf("Verify: %v", err) // the bomb is a well-formed batch
+			}
+			_, _, _ = Records(b, limit) // warm the decoder pools
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			_, recs, err := Records(b, limit)
+			runtime.ReadMemStats(&after)
+			if !errors.Is(err, ErrTooLarge) || recs != nil {
+				t.Fatalf("Records = %d records, %v; want ErrTooLarge", len(recs), err)
+			}
+			alloc := after.TotalAlloc - before.TotalAlloc
+			t.Logf("%d bytes compressed, %d bytes allocated", len(b), alloc)
+			// Beyond the bound, the decoders may need their working memory:
+			// zstd block buffers of 128 KiB, lz4 a block buffer of the
+			// frame's block size, up to 4 MiB. Both are pooled, but a GC
+			// may empty the pools.
+			slack := uint64(512 << 10)
+			if strings.HasPrefix(name, "lz4") {
+				slack += 4 << 20
+			}
+			if alloc > limit+slack {
+				t.Fatalf("allocated %d bytes for a %d byte bound", alloc, limit)
+			}
+		})
+	}
+}
+
+// TestDecompressLimitExact checks the bound is exact for every codec: the
+// records' own size passes, one byte less fails.
+func TestDecompressLimitExact(t *testing.T) {
+	recs := sampleRecords(300, 5)
+	for _, v := range referenceVariants {
+		if v.codec == CodecNone {
+			continue
+		}
+		b := refBatch(t, v.codec, refOptions, recs, v.compress)
+		raw := len(refBatch(t, CodecNone, refOptions, recs, nil)) - HeaderSize
+		if _, _, err := Records(b, raw); err != nil {
+			t.Fatalf("%s: limit %d: %v", v.name, raw, err)
+		}
+		if _, _, err := Records(b, raw-1); !errors.Is(err, ErrTooLarge) {
+			t.Fatalf("%s: limit %d: %v, want ErrTooLarge", v.name, raw-1, err)
+		}
+		if _, _, err := Records(b, 0); !errors.Is(err, ErrTooLarge) {
+			t.Fatalf("%s: limit 0: %v, want ErrTooLarge", v.name, err)
+		}
+	}
+	// The bound is on decompression: uncompressed batches parse in place.
+	if _, _, err := Records(mustBuild(t, BuildOptions{}, recs), 0); err != nil {
+		t.Fatalf("uncompressed with limit 0: %v", err)
+	}
+}
+
+// TestCorruptPayload checks that compressed payloads that are not what they
+// claim fail with ErrInvalid.
+func TestCorruptPayload(t *testing.T) {
+	good := testBatches(t)
+	for _, c := range allCodecs[1:] {
+		for _, payload := range [][]byte{nil, {0}, bytes.Repeat([]byte{0xa5}, 100), good[c][HeaderSize : len(good[c])-3]} {
+			_, _, err := Records(compressedBatch(c, payload), 1<<20)
+			if !errors.Is(err, ErrInvalid) {
+				t.Errorf("%s: %d byte payload: %v", c, len(payload), err)
+			}
+		}
+	}
+}

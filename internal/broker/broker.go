@@ -1,0 +1,479 @@
+package broker
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/weirhq/weir/internal/commitlog"
+	"github.com/weirhq/weir/internal/vfs"
+)
+
+// Options configure a broker. Zero values take the defaults noted.
+type Options struct {
+	// FS is the filesystem; default the OS.
+	FS vfs.FS
+	// Dir is the data directory; required.
+	Dir string
+	// AutoCreateTopics creates unknown topics when EnsureTopic is called.
+	AutoCreateTopics bool
+	// DefaultPartitions for auto-created topics (default 1).
+	DefaultPartitions int32
+	// Durability of every partition log.
+	Durability commitlog.Durability
+	// SyncInterval for commitlog.Interval.
+	SyncInterval time.Duration
+	// Broker-level topic defaults (Kafka's log.* settings).
+	SegmentBytes    int64 // default 1 GiB
+	RetentionMs     int64 // default 7 days; -1 forever
+	RetentionBytes  int64 // default -1
+	MaxMessageBytes int32 // default 1048588
+	// RetentionCheckInterval is how often retention runs (default 5 min).
+	RetentionCheckInterval time.Duration
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+	// Logger; default slog.Default().
+	Logger *slog.Logger
+}
+
+func (o *Options) fill() error {
+	if o.FS == nil {
+		o.FS = vfs.OS()
+	}
+	if o.Dir == "" {
+		return errors.New("broker: Options.Dir is required")
+	}
+	if o.DefaultPartitions <= 0 {
+		o.DefaultPartitions = 1
+	}
+	if o.SegmentBytes == 0 {
+		o.SegmentBytes = 1 << 30
+	}
+	if o.RetentionMs == 0 {
+		o.RetentionMs = 7 * 24 * 3600 * 1000
+	}
+	if o.RetentionBytes == 0 {
+		o.RetentionBytes = -1
+	}
+	if o.MaxMessageBytes == 0 {
+		o.MaxMessageBytes = 1048588
+	}
+	if o.RetentionCheckInterval <= 0 {
+		o.RetentionCheckInterval = 5 * time.Minute
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return nil
+}
+
+// Broker owns the topics and partitions of one node.
+type Broker struct {
+	opts Options
+
+	mu     sync.RWMutex
+	topics map[string]*Topic
+	closed bool
+
+	pids      *producerIDs
+	clusterID string
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+// Topic is a named set of partitions with configs.
+type Topic struct {
+	Name string
+	ID   [16]byte
+
+	mu         sync.RWMutex
+	configs    map[string]string
+	partitions []*Partition
+}
+
+// Partitions returns the topic's partitions.
+func (t *Topic) Partitions() []*Partition {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.partitions
+}
+
+// Configs returns a copy of the topic's explicitly set configs.
+func (t *Topic) Configs() map[string]string {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	out := make(map[string]string, len(t.configs))
+	for k, v := range t.configs {
+		out[k] = v
+	}
+	return out
+}
+
+type topicMeta struct {
+	Name       string            `json:"name"`
+	ID         string            `json:"id"`
+	Partitions int32             `json:"partitions"`
+	Configs    map[string]string `json:"configs,omitempty"`
+}
+
+// Open opens (or creates) the broker's data directory and every topic in it.
+func Open(opts Options) (*Broker, error) {
+	if err := opts.fill(); err != nil {
+		return nil, err
+	}
+	b := &Broker{opts: opts, topics: map[string]*Topic{}, stop: make(chan struct{}), done: make(chan struct{})}
+	for _, d := range []string{opts.Dir, b.topicsDir(), b.logsDir()} {
+		if err := vfs.MkdirAllDurable(opts.FS, d, 0o755); err != nil {
+			return nil, fmt.Errorf("broker: create %s: %w", d, err)
+		}
+	}
+	pids, err := openProducerIDs(opts.FS, filepath.Join(opts.Dir, "producer-ids"))
+	if err != nil {
+		return nil, err
+	}
+	b.pids = pids
+	if b.clusterID, err = loadClusterID(opts.FS, filepath.Join(opts.Dir, "cluster-id")); err != nil {
+		return nil, err
+	}
+	if err := b.load(); err != nil {
+		b.closeTopics()
+		return nil, err
+	}
+	go b.retentionLoop()
+	return b, nil
+}
+
+func (b *Broker) topicsDir() string { return filepath.Join(b.opts.Dir, "topics") }
+func (b *Broker) logsDir() string   { return filepath.Join(b.opts.Dir, "logs") }
+
+func (b *Broker) load() error {
+	fsys := b.opts.FS
+	names, err := fsys.List(b.topicsDir())
+	if err != nil {
+		return fmt.Errorf("broker: list topics: %w", err)
+	}
+	ids := map[string]bool{}
+	for _, n := range names {
+		if strings.HasSuffix(n, ".tmp") {
+			_ = fsys.Remove(filepath.Join(b.topicsDir(), n))
+			continue
+		}
+		if !strings.HasSuffix(n, ".json") {
+			continue
+		}
+		raw, err := readAll(fsys, filepath.Join(b.topicsDir(), n))
+		if err != nil {
+			return fmt.Errorf("broker: read topic %s: %w", n, err)
+		}
+		var m topicMeta
+		if err := json.Unmarshal(raw, &m); err != nil {
+			return fmt.Errorf("broker: topic metadata %s is damaged: %w", n, err)
+		}
+		id, err := parseID(m.ID)
+		if err != nil || m.Partitions < 1 {
+			return fmt.Errorf("broker: topic metadata %s is damaged", n)
+		}
+		t := &Topic{Name: m.Name, ID: id, configs: m.Configs}
+		if t.configs == nil {
+			t.configs = map[string]string{}
+		}
+		b.topics[m.Name] = t
+		ids[m.ID] = true
+		for p := int32(0); p < m.Partitions; p++ {
+			part, err := b.openPartition(t, p)
+			if err != nil {
+				return err
+			}
+			t.partitions = append(t.partitions, part)
+		}
+	}
+	// Remove the logs of topics whose create or delete was interrupted.
+	dirs, err := fsys.List(b.logsDir())
+	if err != nil {
+		return fmt.Errorf("broker: list logs: %w", err)
+	}
+	for _, d := range dirs {
+		if !ids[d] {
+			b.opts.Logger.Info("broker: removing orphaned topic logs", "dir", d)
+			if err := fsys.RemoveAll(filepath.Join(b.logsDir(), d)); err != nil {
+				return fmt.Errorf("broker: remove orphan %s: %w", d, err)
+			}
+		}
+	}
+	return nil
+}
+
+func (b *Broker) openPartition(t *Topic, p int32) (*Partition, error) {
+	lim := b.limits(t.configs)
+	log, err := commitlog.Open(commitlog.Options{
+		FS:             b.opts.FS,
+		Dir:            filepath.Join(b.logsDir(), hex.EncodeToString(t.ID[:]), strconv.Itoa(int(p))),
+		SegmentBytes:   lim.SegmentBytes,
+		SegmentMs:      lim.SegmentMs,
+		RetentionMs:    lim.RetentionMs,
+		RetentionBytes: lim.RetentionBytes,
+		LogAppendTime:  lim.LogAppendTime,
+		Durability:     b.opts.Durability,
+		SyncInterval:   b.opts.SyncInterval,
+		Now:            b.opts.Now,
+		Logger:         b.opts.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("broker: open %s-%d: %w", t.Name, p, err)
+	}
+	part := &Partition{topic: t, index: p, log: log, broker: b, producers: map[int64]*producerState{}}
+	if err := part.loadProducers(); err != nil {
+		_ = log.Close()
+		return nil, err
+	}
+	return part, nil
+}
+
+// ClusterID is the node's cluster id, created with the data directory.
+func (b *Broker) ClusterID() string { return b.clusterID }
+
+// loadClusterID reads the persisted cluster id, creating one (Kafka's
+// format: 16 random bytes, base64url without padding) on first start.
+func loadClusterID(fsys vfs.FS, path string) (string, error) {
+	raw, err := readAll(fsys, path)
+	if err == nil && len(raw) == 22 {
+		return string(raw), nil
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("broker: read %s: %w", path, err)
+	}
+	id, err := newID()
+	if err != nil {
+		return "", err
+	}
+	s := base64.RawURLEncoding.EncodeToString(id[:])
+	if err := writeDurable(fsys, path, []byte(s)); err != nil {
+		return "", fmt.Errorf("broker: write %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// Close stops retention and closes every log cleanly.
+func (b *Broker) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	b.mu.Unlock()
+	close(b.stop)
+	<-b.done
+	return b.closeTopics()
+}
+
+func (b *Broker) closeTopics() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var errs []error
+	for _, t := range b.topics {
+		for _, p := range t.partitions {
+			if err := p.log.Close(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (b *Broker) retentionLoop() {
+	defer close(b.done)
+	t := time.NewTicker(b.opts.RetentionCheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-t.C:
+			b.EnforceRetention()
+		}
+	}
+}
+
+// EnforceRetention runs retention on every partition now.
+func (b *Broker) EnforceRetention() {
+	for _, t := range b.Topics() {
+		if !strings.Contains(b.effective(t.Configs(), "cleanup.policy"), "delete") {
+			continue
+		}
+		for _, p := range t.Partitions() {
+			if n, err := p.log.EnforceRetention(); err != nil && !errors.Is(err, commitlog.ErrClosed) {
+				b.opts.Logger.Warn("broker: retention", "topic", t.Name, "partition", p.index, "err", err)
+			} else if n > 0 {
+				b.opts.Logger.Debug("broker: retention deleted segments", "topic", t.Name, "partition", p.index, "segments", n)
+			}
+		}
+	}
+}
+
+// Topics returns the topics sorted by name.
+func (b *Broker) Topics() []*Topic {
+	b.mu.RLock()
+	out := make([]*Topic, 0, len(b.topics))
+	for _, t := range b.topics {
+		out = append(out, t)
+	}
+	b.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Topic returns the named topic.
+func (b *Broker) Topic(name string) (*Topic, error) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.closed {
+		return nil, ErrClosed
+	}
+	t, ok := b.topics[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownTopicOrPartition, name)
+	}
+	return t, nil
+}
+
+// TopicByID returns the topic with the given id.
+func (b *Broker) TopicByID(id [16]byte) (*Topic, error) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	for _, t := range b.topics {
+		if t.ID == id {
+			return t, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: id %x", ErrUnknownTopicOrPartition, id)
+}
+
+// Partition returns one partition of a topic.
+func (b *Broker) Partition(topic string, p int32) (*Partition, error) {
+	t, err := b.Topic(topic)
+	if err != nil {
+		return nil, err
+	}
+	parts := t.Partitions()
+	if p < 0 || int(p) >= len(parts) {
+		return nil, fmt.Errorf("%w: %s-%d", ErrUnknownTopicOrPartition, topic, p)
+	}
+	return parts[p], nil
+}
+
+// AutoCreate reports whether unknown topics are created on use.
+func (b *Broker) AutoCreate() bool { return b.opts.AutoCreateTopics }
+
+// EnsureTopic returns the topic, creating it with the default partition
+// count when auto-creation is on.
+func (b *Broker) EnsureTopic(name string) (*Topic, error) {
+	t, err := b.Topic(name)
+	if err == nil || !b.opts.AutoCreateTopics || !errors.Is(err, ErrUnknownTopicOrPartition) {
+		return t, err
+	}
+	t, err = b.CreateTopic(name, b.opts.DefaultPartitions, nil, false)
+	if errors.Is(err, ErrTopicExists) {
+		return b.Topic(name)
+	}
+	return t, err
+}
+
+var topicNameRE = regexp.MustCompile(`^[a-zA-Z0-9._-]+$`)
+
+// ValidateTopicName applies Kafka's topic naming rules.
+func ValidateTopicName(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("%w: empty name", ErrInvalidTopic)
+	case name == "." || name == "..":
+		return fmt.Errorf("%w: %q is not allowed", ErrInvalidTopic, name)
+	case len(name) > 249:
+		return fmt.Errorf("%w: %d characters, at most 249", ErrInvalidTopic, len(name))
+	case !topicNameRE.MatchString(name):
+		return fmt.Errorf("%w: %q may contain only ASCII letters, digits, '.', '_' and '-'", ErrInvalidTopic, name)
+	}
+	return nil
+}
+
+func newID() ([16]byte, error) {
+	var id [16]byte
+	for id == ([16]byte{}) {
+		if _, err := rand.Read(id[:]); err != nil {
+			return id, err
+		}
+	}
+	return id, nil
+}
+
+func parseID(s string) ([16]byte, error) {
+	var id [16]byte
+	raw, err := hex.DecodeString(s)
+	if err != nil || len(raw) != 16 {
+		return id, fmt.Errorf("broker: bad topic id %q", s)
+	}
+	copy(id[:], raw)
+	return id, nil
+}
+
+func readAll(fsys vfs.FS, name string) ([]byte, error) {
+	f, err := fsys.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	n, err := f.Size()
+	if err != nil {
+		return nil, err
+	}
+	if n > 16<<20 {
+		return nil, fmt.Errorf("broker: %s is %d bytes, too large", name, n)
+	}
+	buf := make([]byte, n)
+	if n == 0 {
+		return buf, nil
+	}
+	_, err = f.ReadAt(buf, 0)
+	return buf, err
+}
+
+// writeDurable replaces name with data atomically and durably.
+func writeDurable(fsys vfs.FS, name string, data []byte) error {
+	tmp := name + ".tmp"
+	f, err := fsys.Create(tmp)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteAt(data, 0); err != nil {
+		_ = f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		_ = f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := fsys.Rename(tmp, name); err != nil {
+		return err
+	}
+	return fsys.SyncDir(filepath.Dir(name))
+}
+

@@ -1,0 +1,28 @@
+// Package broker is Weir's core: topics and their partitions, produce
+// (offsets, acks, idempotent producer sequences), fetch (high watermark,
+// long-poll notification), list offsets, delete records and topic configs
+// with Kafka's names.
+//
+// It stores data through commitlog and metadata through vfs, and knows
+// nothing of the wire protocol: the kafka adapter translates requests into
+// calls here and maps the sentinel errors below to Kafka error codes.
+//
+// # On-disk layout (under Options.Dir)
+//
+//	topics/<name>.json        one file per topic: id, partitions, configs
+//	                          (replaced atomically: temp, fsync, rename, fsync dir)
+//	logs/<topic-id>/<p>/      one commitlog directory per partition
+//	producer-ids              next free producer id block { int64 | crc32c }
+//
+// A topic exists once its metadata file is durable; log directories without
+// one (an interrupted create or delete) are removed at open. Topic deletion
+// removes the metadata file first, so a crash never resurrects a topic.
+//
+// # Concurrency
+//
+// The topic table is guarded by one RWMutex; each partition serialises its
+// idempotence checks and appends with its own mutex, and readers go
+// straight to the commitlog, which never blocks them on appends.
+//
+// broker must not import kafka, server, franz-go or net/http.
+package broker

@@ -1,0 +1,32 @@
+package broker
+
+import (
+	"errors"
+
+	"github.com/weirhq/weir/internal/commitlog"
+)
+
+// Sentinel errors. The kafka adapter maps each to its Kafka error code in
+// one place (internal/kafka/errors.go).
+var (
+	ErrUnknownTopicOrPartition = errors.New("broker: unknown topic or partition")
+	ErrTopicExists             = errors.New("broker: topic already exists")
+	ErrInvalidTopic            = errors.New("broker: invalid topic name")
+	ErrInvalidPartitions       = errors.New("broker: invalid partition count")
+	ErrInvalidReplication      = errors.New("broker: invalid replication factor")
+	ErrInvalidConfig           = errors.New("broker: invalid config")
+	ErrRecordTooLarge          = errors.New("broker: record batch too large")
+	ErrCorruptMessage          = errors.New("broker: corrupt record batch")
+	ErrInvalidRecord           = errors.New("broker: invalid record")
+	ErrOutOfOrderSequence      = errors.New("broker: out of order sequence number")
+	ErrInvalidProducerEpoch    = errors.New("broker: producer epoch fenced")
+	ErrUnknownProducerID       = errors.New("broker: unknown producer id")
+	ErrPolicyViolation         = errors.New("broker: policy violation")
+	ErrInvalidRequest          = errors.New("broker: invalid request")
+	ErrUnsupportedCompression  = errors.New("broker: unsupported compression type")
+	ErrClosed                  = errors.New("broker: closed")
+
+	// ErrOffsetOutOfRange and ErrStorage are the log's own.
+	ErrOffsetOutOfRange = commitlog.ErrOffsetOutOfRange
+	ErrStorage          = commitlog.ErrStorage
+)

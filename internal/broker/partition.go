@@ -1,0 +1,186 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sync"
+
+	"github.com/weirhq/weir/internal/batch"
+	"github.com/weirhq/weir/internal/commitlog"
+)
+
+// Partition is one partition of a topic: its log plus the idempotent
+// producer state that guards appends to it.
+type Partition struct {
+	topic  *Topic
+	index  int32
+	log    *commitlog.Log
+	broker *Broker
+
+	mu        sync.Mutex // serialises sequence checks with appends
+	producers map[int64]*producerState
+}
+
+// Topic returns the partition's topic name.
+func (p *Partition) Topic() string { return p.topic.Name }
+
+// Index returns the partition number.
+func (p *Partition) Index() int32 { return p.index }
+
+// HighWatermark is the offset after the last record consumers may read.
+func (p *Partition) HighWatermark() int64 { return p.log.HighWatermark() }
+
+// LogStartOffset is the first readable offset.
+func (p *Partition) LogStartOffset() int64 { return p.log.LogStartOffset() }
+
+// Size is the partition's size on disk in bytes.
+func (p *Partition) Size() int64 { return p.log.Size() }
+
+// Changed returns a channel closed when the high watermark next moves (or
+// the log fails or closes): long-polling fetches wait on it.
+func (p *Partition) Changed() <-chan struct{} { return p.log.Changed() }
+
+// Err reports a permanent storage failure of the partition.
+func (p *Partition) Err() error { return p.log.Err() }
+
+// Appended describes a successful append.
+type Appended struct {
+	BaseOffset     int64
+	LastOffset     int64
+	LogAppendTime  int64 // -1 unless the topic uses LogAppendTime
+	LogStartOffset int64
+	// Duplicate is true when an idempotent producer retried a batch that
+	// was already written: the offsets are the original ones.
+	Duplicate bool
+}
+
+// Append writes the record batches of one produce request partition.
+// records is modified in place and not retained. The append is not yet
+// durable: acks=all callers then call WaitDurable(ctx, a.LastOffset+1).
+func (p *Partition) Append(records []byte) (Appended, error) {
+	maxBytes := int(p.broker.effectiveInt(p.topic.Configs(), "max.message.bytes"))
+	var hdrs []batch.Header
+	for rest := records; len(rest) > 0; {
+		one, r, err := batch.Split(rest)
+		if err != nil {
+			return Appended{}, fmt.Errorf("%w: %w", ErrCorruptMessage, err)
+		}
+		h, err := batch.Verify(one)
+		if err != nil {
+			return Appended{}, fmt.Errorf("%w: %w", ErrCorruptMessage, err)
+		}
+		if len(one) > maxBytes {
+			return Appended{}, fmt.Errorf("%w: batch of %d bytes > max.message.bytes %d", ErrRecordTooLarge, len(one), maxBytes)
+		}
+		if h.Control() {
+			return Appended{}, fmt.Errorf("%w: clients may not produce control batches", ErrInvalidRecord)
+		}
+		if h.NumRecords == 0 {
+			return Appended{}, fmt.Errorf("%w: batch without records", ErrCorruptMessage)
+		}
+		hdrs = append(hdrs, h)
+		rest = r
+	}
+	if len(hdrs) == 0 {
+		return Appended{}, fmt.Errorf("%w: no record batches", ErrCorruptMessage)
+	}
+	pid := hdrs[0].ProducerID
+	for _, h := range hdrs[1:] {
+		if h.ProducerID != pid {
+			return Appended{}, fmt.Errorf("%w: batches of different producers in one request", ErrInvalidRecord)
+		}
+	}
+
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if pid >= 0 && len(hdrs) == 1 {
+		if dup, err := p.checkSequence(hdrs[0]); err != nil {
+			return Appended{}, err
+		} else if dup != nil {
+			return Appended{BaseOffset: dup.baseOffset, LastOffset: dup.lastOffset, LogAppendTime: -1,
+				LogStartOffset: p.log.LogStartOffset(), Duplicate: true}, nil
+		}
+	} else if pid >= 0 {
+		return Appended{}, fmt.Errorf("%w: an idempotent producer sends one batch per partition", ErrInvalidRecord)
+	}
+	res, err := p.log.Append(records)
+	if err != nil {
+		return Appended{}, err
+	}
+	if pid >= 0 {
+		h := hdrs[0]
+		h.BaseOffset = res.BaseOffset
+		p.recordProducer(h)
+	}
+	return Appended{BaseOffset: res.BaseOffset, LastOffset: res.LastOffset, LogAppendTime: res.AppendTimeMs, LogStartOffset: res.LogStartOffset}, nil
+}
+
+// WaitDurable blocks until offsets below next are fsynced (durability
+// always), the log fails, or ctx ends.
+func (p *Partition) WaitDurable(ctx context.Context, next int64) error {
+	return p.log.WaitDurable(ctx, next)
+}
+
+// Read returns whole batches from the one holding offset, up to maxBytes
+// (at least one batch), never past the high watermark.
+func (p *Partition) Read(offset int64, maxBytes int) ([]byte, error) {
+	return p.log.Read(offset, maxBytes)
+}
+
+// Special ListOffsets timestamps, as Kafka defines them.
+const (
+	LatestTimestamp   = -1
+	EarliestTimestamp = -2
+	MaxTimestamp      = -3
+	EarliestLocal     = -4
+	LatestTiered      = -5
+)
+
+// ListOffset answers ListOffsets for one timestamp: the offset and the
+// record timestamp (-1 where Kafka reports none).
+func (p *Partition) ListOffset(ts int64) (offset, timestamp int64, err error) {
+	switch ts {
+	case LatestTimestamp:
+		return p.log.HighWatermark(), -1, nil
+	case EarliestTimestamp, EarliestLocal:
+		return p.log.LogStartOffset(), -1, nil
+	case LatestTiered:
+		return -1, -1, nil
+	case MaxTimestamp:
+		o, t, found, err := p.log.MaxTimestamp()
+		if err != nil || !found {
+			return -1, -1, err
+		}
+		return o, t, nil
+	}
+	if ts < 0 {
+		return 0, 0, fmt.Errorf("%w: timestamp %d", ErrInvalidRequest, ts)
+	}
+	o, t, found, err := p.log.OffsetForTimestamp(ts)
+	if err != nil {
+		return 0, 0, err
+	}
+	if !found {
+		return -1, -1, nil
+	}
+	return o, t, nil
+}
+
+// DeleteRecords advances the log start offset (-1 = high watermark) and
+// returns the new low watermark.
+func (p *Partition) DeleteRecords(before int64) (int64, error) {
+	return p.log.DeleteRecordsBefore(before)
+}
+
+// nextSeq is the sequence after s; sequences wrap at MaxInt32.
+func nextSeq(s int32) int32 {
+	if s == math.MaxInt32 {
+		return 0
+	}
+	return s + 1
+}
+
+func lastSeq(h batch.Header) int32 {
+	return int32((int64(h.BaseSequence) + int64(h.LastOffsetDelta)) % (math.MaxInt32 + 1))
+}

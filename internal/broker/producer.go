@@ -1,0 +1,142 @@
+package broker
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io/fs"
+	"sync"
+
+	"github.com/weirhq/weir/internal/batch"
+	"github.com/weirhq/weir/internal/vfs"
+)
+
+// maxCachedBatches is how many recent batches per producer are remembered
+// to answer retries with their original offsets (Kafka's 5 in flight).
+const maxCachedBatches = 5
+
+type seqEntry struct {
+	firstSeq, lastSeq      int32
+	baseOffset, lastOffset int64
+}
+
+type producerState struct {
+	epoch   int16
+	batches []seqEntry // oldest first, at most maxCachedBatches
+}
+
+// checkSequence validates an idempotent batch against the producer's
+// state; a retried batch returns its original entry. Called with p.mu held.
+func (p *Partition) checkSequence(h batch.Header) (*seqEntry, error) {
+	st := p.producers[h.ProducerID]
+	if st == nil {
+		// Unknown producer (new, or its state expired with retention):
+		// accept any starting sequence, as Kafka does since KIP-360.
+		return nil, nil
+	}
+	switch {
+	case h.ProducerEpoch < st.epoch:
+		return nil, fmt.Errorf("%w: epoch %d is older than %d", ErrInvalidProducerEpoch, h.ProducerEpoch, st.epoch)
+	case h.ProducerEpoch > st.epoch:
+		if h.BaseSequence != 0 {
+			return nil, fmt.Errorf("%w: new epoch %d must start at sequence 0, got %d", ErrOutOfOrderSequence, h.ProducerEpoch, h.BaseSequence)
+		}
+		return nil, nil
+	}
+	last := lastSeq(h)
+	for i := range st.batches {
+		if e := &st.batches[i]; e.firstSeq == h.BaseSequence && e.lastSeq == last {
+			return e, nil
+		}
+	}
+	if len(st.batches) > 0 {
+		if want := nextSeq(st.batches[len(st.batches)-1].lastSeq); h.BaseSequence != want {
+			return nil, fmt.Errorf("%w: producer %d expected sequence %d, got %d", ErrOutOfOrderSequence, h.ProducerID, want, h.BaseSequence)
+		}
+	}
+	return nil, nil
+}
+
+// recordProducer remembers an appended idempotent batch (h.BaseOffset is
+// the assigned offset). Called with p.mu held or during load.
+func (p *Partition) recordProducer(h batch.Header) {
+	st := p.producers[h.ProducerID]
+	if st == nil || h.ProducerEpoch > st.epoch {
+		st = &producerState{epoch: h.ProducerEpoch}
+		p.producers[h.ProducerID] = st
+	}
+	if h.ProducerEpoch < st.epoch {
+		return
+	}
+	st.batches = append(st.batches, seqEntry{
+		firstSeq: h.BaseSequence, lastSeq: lastSeq(h),
+		baseOffset: h.BaseOffset, lastOffset: h.LastOffset(),
+	})
+	if len(st.batches) > maxCachedBatches {
+		st.batches = append(st.batches[:0], st.batches[len(st.batches)-maxCachedBatches:]...)
+	}
+}
+
+// loadProducers rebuilds producer state from the batches in the log, so
+// retries after a restart are still recognised as duplicates.
+func (p *Partition) loadProducers() error {
+	return p.log.Batches(p.log.LogStartOffset(), func(h batch.Header) bool {
+		if h.ProducerID >= 0 && !h.Control() {
+			p.recordProducer(h)
+		}
+		return true
+	})
+}
+
+// producerIDs hands out producer ids that are never reused, surviving
+// restarts: a block is reserved durably before any id in it is used.
+type producerIDs struct {
+	mu    sync.Mutex
+	fs    vfs.FS
+	path  string
+	next  int64
+	limit int64
+}
+
+const producerIDBlock = 1000
+
+func openProducerIDs(fsys vfs.FS, path string) (*producerIDs, error) {
+	p := &producerIDs{fs: fsys, path: path}
+	raw, err := readAll(fsys, path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return nil, fmt.Errorf("broker: read %s: %w", path, err)
+	case len(raw) != 12 || crc32.ChecksumIEEE(raw[:8]) != binary.BigEndian.Uint32(raw[8:]):
+		return nil, fmt.Errorf("broker: producer id checkpoint %s is damaged", path)
+	default:
+		p.next = int64(binary.BigEndian.Uint64(raw))
+		p.limit = p.next
+	}
+	return p, nil
+}
+
+func (p *producerIDs) allocate() (int64, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.next >= p.limit {
+		limit := p.next + producerIDBlock
+		raw := binary.BigEndian.AppendUint64(nil, uint64(limit))
+		raw = binary.BigEndian.AppendUint32(raw, crc32.ChecksumIEEE(raw))
+		if err := writeDurable(p.fs, p.path, raw); err != nil {
+			return 0, fmt.Errorf("%w: reserve producer ids: %w", ErrStorage, err)
+		}
+		p.limit = limit
+	}
+	id := p.next
+	p.next++
+	return id, nil
+}
+
+// InitProducerID returns a new producer id with epoch 0 for an idempotent
+// (non-transactional) producer.
+func (b *Broker) InitProducerID() (id int64, epoch int16, err error) {
+	id, err = b.pids.allocate()
+	return id, 0, err
+}

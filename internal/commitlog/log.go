@@ -1,0 +1,478 @@
+package commitlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/weirhq/weir/internal/batch"
+)
+
+// mark is a position in the log: the offset after the last batch counted,
+// the segment holding that batch and the byte position after it.
+type mark struct {
+	next int64
+	seg  *segment
+	pos  int64
+}
+
+// Log is one partition's durable log. All methods are safe for concurrent
+// use; appends are serialised, reads never block appends.
+type Log struct {
+	opts Options
+
+	mu      sync.Mutex // serialises appends, rolls and removals
+	active  *segment
+	written mark // everything written (guarded by mu)
+	closed  bool
+
+	segs     atomic.Pointer[[]*segment] // immutable snapshot, oldest first
+	logStart atomic.Int64
+	visible  atomic.Pointer[mark] // high watermark: what readers may see
+	durable  atomic.Int64         // offset after the last fsynced batch
+	failed   atomic.Pointer[error]
+
+	pubMu    sync.Mutex // orders publications of visible/durable
+	notifyMu sync.Mutex
+	notifyCh chan struct{} // closed and replaced whenever visible/durable/failed change
+
+	kick    chan struct{}
+	stop    chan struct{}
+	stopped chan struct{}
+}
+
+// AppendResult describes an append.
+type AppendResult struct {
+	// BaseOffset is the offset of the first record appended.
+	BaseOffset int64
+	// LastOffset is the offset of the last record appended.
+	LastOffset int64
+	// AppendTimeMs is the LogAppendTime stamped, or -1.
+	AppendTimeMs int64
+	// LogStartOffset at the time of the append.
+	LogStartOffset int64
+}
+
+// Dir returns the log's directory.
+func (l *Log) Dir() string { return l.opts.Dir }
+
+// Durability returns the log's fsync policy.
+func (l *Log) Durability() Durability { return l.opts.Durability }
+
+// LogStartOffset is the first offset readable.
+func (l *Log) LogStartOffset() int64 { return l.logStart.Load() }
+
+// HighWatermark is the offset after the last record readers may see: the
+// last durable record under Always, the last written one otherwise.
+func (l *Log) HighWatermark() int64 { return l.visible.Load().next }
+
+// EndOffset is the offset the next append will get (written, maybe not yet
+// durable or visible).
+func (l *Log) EndOffset() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.written.next
+}
+
+// DurableOffset is the offset after the last fsynced record.
+func (l *Log) DurableOffset() int64 { return l.durable.Load() }
+
+// Err returns the permanent failure of the log, if any.
+func (l *Log) Err() error {
+	if p := l.failed.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Size is the total size of the log's segments in bytes.
+func (l *Log) Size() int64 {
+	var n int64
+	for _, s := range *l.segs.Load() {
+		n += s.size.Load()
+	}
+	return n
+}
+
+// Changed returns a channel closed at the next change of the high
+// watermark, durable offset or failure state. Long-polling readers wait on
+// it after checking their condition.
+func (l *Log) Changed() <-chan struct{} {
+	l.notifyMu.Lock()
+	defer l.notifyMu.Unlock()
+	return l.notifyCh
+}
+
+func (l *Log) broadcast() {
+	l.notifyMu.Lock()
+	close(l.notifyCh)
+	l.notifyCh = make(chan struct{})
+	l.notifyMu.Unlock()
+}
+
+// fail makes the log refuse appends for good; nothing after the last good
+// fsync is ever reported durable.
+func (l *Log) fail(err error) {
+	err = fmt.Errorf("%w: %s: %w", ErrStorage, l.opts.Dir, err)
+	if l.failed.CompareAndSwap(nil, &err) {
+		l.opts.Logger.Error("commitlog: log failed; refusing appends", "dir", l.opts.Dir, "err", err)
+		l.broadcast()
+	}
+}
+
+// Append validates one or more concatenated record batches, assigns their
+// offsets and writes them. The bytes of b are modified in place (offsets,
+// and timestamps under LogAppendTime) and not retained. Under Always the
+// data is not yet durable: call WaitDurable(ctx, res.LastOffset+1).
+func (l *Log) Append(b []byte) (AppendResult, error) {
+	var hdrs [8]batch.Header
+	headers := hdrs[:0]
+	for rest := b; len(rest) > 0; {
+		one, r, err := batch.Split(rest)
+		if err != nil {
+			return AppendResult{}, fmt.Errorf("%w: %w", ErrInvalidBatch, err)
+		}
+		h, err := batch.Verify(one)
+		if err != nil {
+			return AppendResult{}, fmt.Errorf("%w: %w", ErrInvalidBatch, err)
+		}
+		headers = append(headers, h)
+		rest = r
+	}
+	if len(headers) == 0 {
+		return AppendResult{}, fmt.Errorf("%w: no batches", ErrInvalidBatch)
+	}
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if int64(len(b)) > l.opts.SegmentBytes {
+		return AppendResult{}, fmt.Errorf("%w: %d bytes > segment.bytes %d", ErrTooLarge, len(b), l.opts.SegmentBytes)
+	}
+	if l.closed {
+		return AppendResult{}, ErrClosed
+	}
+	if err := l.Err(); err != nil {
+		return AppendResult{}, err
+	}
+	nowMs := l.opts.Now().UnixMilli()
+	var records int64
+	for _, h := range headers {
+		records += int64(h.LastOffsetDelta) + 1
+	}
+	if l.written.next > math.MaxInt64-records {
+		return AppendResult{}, fmt.Errorf("%w: offset space exhausted", ErrStorage)
+	}
+	seg := l.active
+	if seg.size.Load() > 0 && (seg.size.Load()+int64(len(b)) > l.opts.SegmentBytes ||
+		nowMs-seg.firstAppendMs >= l.opts.SegmentMs ||
+		l.written.next+records-seg.base > math.MaxUint32) {
+		if err := l.roll(); err != nil {
+			return AppendResult{}, err
+		}
+		seg = l.active
+	}
+
+	res := AppendResult{BaseOffset: l.written.next, AppendTimeMs: -1, LogStartOffset: l.logStart.Load()}
+	next := l.written.next
+	pos := 0
+	for i := range headers {
+		h := &headers[i]
+		one := b[pos : pos+h.Size()]
+		batch.SetBaseOffset(one, next)
+		h.BaseOffset = next
+		if l.opts.LogAppendTime {
+			batch.SetLogAppendTime(one, nowMs)
+			h.MaxTimestamp = nowMs
+			res.AppendTimeMs = nowMs
+		}
+		next += int64(h.LastOffsetDelta) + 1
+		pos += h.Size()
+	}
+
+	start := seg.size.Load()
+	if _, err := seg.f.WriteAt(b, start); err != nil {
+		// A failed write is not acknowledged; take back any partial bytes so
+		// the log stays a valid prefix (e.g. ENOSPC, then space is freed).
+		if terr := seg.f.Truncate(start); terr != nil {
+			l.fail(fmt.Errorf("write: %w; truncate after failed write: %w", err, terr))
+			return AppendResult{}, l.Err()
+		}
+		return AppendResult{}, fmt.Errorf("%w: write %s: %w", ErrStorage, seg.path(logSuffix), err)
+	}
+	if start == 0 {
+		seg.firstAppendMs = nowMs
+	}
+	p := start
+	for _, h := range headers {
+		seg.track(h, p, l.opts.IndexIntervalBytes)
+		p += int64(h.Size())
+	}
+	seg.size.Store(p)
+	seg.next.Store(next)
+	l.written = mark{next: next, seg: seg, pos: p}
+	res.LastOffset = next - 1
+
+	if l.opts.Durability == Always {
+		select {
+		case l.kick <- struct{}{}:
+		default:
+		}
+	} else {
+		l.publish(l.written, false)
+	}
+	return res, nil
+}
+
+// publish advances the high watermark (and, when synced, the durable
+// offset) monotonically and wakes waiters.
+func (l *Log) publish(m mark, synced bool) {
+	l.pubMu.Lock()
+	changed := false
+	if cur := l.visible.Load(); m.next > cur.next {
+		mm := m
+		l.visible.Store(&mm)
+		changed = true
+	}
+	if synced && m.next > l.durable.Load() {
+		l.durable.Store(m.next)
+		changed = true
+	}
+	l.pubMu.Unlock()
+	if changed {
+		l.broadcast()
+	}
+}
+
+// WaitDurable blocks until every offset below next is durable, the log
+// fails (ErrStorage), is closed (ErrClosed) or ctx ends. Under Interval and
+// Never it returns at once: those policies acknowledge on write.
+func (l *Log) WaitDurable(ctx context.Context, next int64) error {
+	if l.opts.Durability != Always {
+		return l.Err()
+	}
+	for {
+		ch := l.Changed()
+		if l.durable.Load() >= next {
+			return nil
+		}
+		if err := l.Err(); err != nil {
+			return err
+		}
+		select {
+		case <-ch:
+		case <-l.stopped:
+			if l.durable.Load() >= next {
+				return nil
+			}
+			return ErrClosed
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// syncLoop is the group committer: each fdatasync covers everything
+// written before it started, so concurrent appenders share it.
+func (l *Log) syncLoop() {
+	defer close(l.stopped)
+	var tick <-chan time.Time
+	if l.opts.Durability == Interval {
+		t := time.NewTicker(l.opts.SyncInterval)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-l.kick:
+		case <-tick:
+		case <-l.stop:
+			return
+		}
+		l.syncOnce()
+	}
+}
+
+// syncOnce fsyncs the active segment up to what is written now.
+func (l *Log) syncOnce() {
+	if l.Err() != nil {
+		return
+	}
+	l.mu.Lock()
+	w := l.written
+	l.mu.Unlock()
+	if w.next <= l.durable.Load() {
+		return
+	}
+	if !w.seg.acquire() {
+		return // removed meanwhile: a roll synced it already
+	}
+	err := w.seg.f.Sync()
+	w.seg.release()
+	if err != nil {
+		l.fail(fmt.Errorf("fdatasync %s: %w", w.seg.path(logSuffix), err))
+		return
+	}
+	l.publish(w, true)
+}
+
+// Read returns whole batches starting with the one holding offset, up to
+// maxBytes (but always at least that first batch), never past the high
+// watermark. At the high watermark it returns nil. Offsets below the log
+// start or above the high watermark give ErrOffsetOutOfRange.
+func (l *Log) Read(offset int64, maxBytes int) ([]byte, error) {
+	hw := l.visible.Load()
+	if offset < l.logStart.Load() || offset > hw.next {
+		return nil, fmt.Errorf("%w: %d not in [%d, %d]", ErrOffsetOutOfRange, offset, l.logStart.Load(), hw.next)
+	}
+	if offset == hw.next {
+		return nil, nil
+	}
+	for attempt := 0; ; attempt++ {
+		seg := l.segmentFor(offset)
+		if seg == nil {
+			return nil, fmt.Errorf("%w: %d below the first segment", ErrOffsetOutOfRange, offset)
+		}
+		if !seg.acquire() {
+			if attempt > 100 {
+				return nil, fmt.Errorf("%w: %d: segment removed", ErrOffsetOutOfRange, offset)
+			}
+			continue
+		}
+		data, err := l.readSegment(seg, hw, offset, maxBytes)
+		seg.release()
+		return data, err
+	}
+}
+
+// segmentFor returns the segment whose range holds offset.
+func (l *Log) segmentFor(offset int64) *segment {
+	segs := *l.segs.Load()
+	var found *segment
+	for i := len(segs) - 1; i >= 0; i-- {
+		if segs[i].base <= offset {
+			found = segs[i]
+			break
+		}
+	}
+	return found
+}
+
+func (l *Log) readSegment(seg *segment, hw *mark, offset int64, maxBytes int) ([]byte, error) {
+	var end int64
+	switch {
+	case seg == hw.seg:
+		end = hw.pos
+	case seg.base < hw.seg.base:
+		end = seg.size.Load()
+	default:
+		return nil, nil
+	}
+	pos := seg.lookup(offset)
+	hdr := make([]byte, batch.HeaderSize)
+	var first batch.Header
+	for {
+		if pos >= end {
+			// The offset lies past this sealed segment's data (its batches
+			// end before it): continue in the next segment.
+			if seg != hw.seg && seg.next.Load() <= offset {
+				return l.readNext(seg, offset, maxBytes)
+			}
+			return nil, nil
+		}
+		h, err := readHeader(seg.f, pos, hdr)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s at %d: %w", ErrCorrupt, seg.path(logSuffix), pos, err)
+		}
+		if h.LastOffset() >= offset {
+			first = h
+			break
+		}
+		pos += int64(h.Size())
+	}
+	want := end - pos
+	if want > int64(maxBytes) {
+		want = int64(maxBytes)
+	}
+	if want < int64(first.Size()) {
+		want = int64(first.Size())
+	}
+	if pos+want > end {
+		return nil, fmt.Errorf("%w: %s: batch at %d runs past the data", ErrCorrupt, seg.path(logSuffix), pos)
+	}
+	buf := make([]byte, want)
+	if _, err := seg.f.ReadAt(buf, pos); err != nil {
+		return nil, fmt.Errorf("%w: read %s at %d: %w", ErrStorage, seg.path(logSuffix), pos, err)
+	}
+	// Trim to whole batches.
+	n := 0
+	for n+batch.HeaderSize <= len(buf) {
+		h, err := batch.ParseHeader(buf[n:])
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s at %d: %w", ErrCorrupt, seg.path(logSuffix), pos+int64(n), err)
+		}
+		if n+h.Size() > len(buf) {
+			break
+		}
+		n += h.Size()
+	}
+	return buf[:n], nil
+}
+
+// readNext reads offset from the segment after seg, for offsets that fall
+// in a gap at the end of seg (e.g. after compaction removed batches).
+func (l *Log) readNext(seg *segment, offset int64, maxBytes int) ([]byte, error) {
+	segs := *l.segs.Load()
+	for _, s := range segs {
+		if s.base > seg.base {
+			return l.Read(max(offset, s.base), maxBytes)
+		}
+	}
+	return nil, nil
+}
+
+// Close syncs, writes the indexes and the clean-shutdown marker, and
+// closes the files. Pending WaitDurable calls return.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.closed = true
+	l.mu.Unlock()
+	if l.syncerRunning() {
+		close(l.stop)
+		<-l.stopped
+	} else {
+		close(l.stopped)
+	}
+
+	var errs []error
+	if l.Err() == nil {
+		seg := l.active
+		if err := seg.f.Sync(); err != nil {
+			l.fail(fmt.Errorf("fdatasync at close: %w", err))
+			errs = append(errs, l.Err())
+		} else {
+			l.publish(l.written, true)
+			if err := seg.writeIndexes(); err != nil {
+				errs = append(errs, err)
+			} else if err := writeFileSync(l.opts.FS, l.path(cleanMarker), nil); err != nil {
+				errs = append(errs, err)
+			} else if err := l.opts.FS.SyncDir(l.opts.Dir); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	for _, s := range *l.segs.Load() {
+		s.release()
+	}
+	l.broadcast()
+	return errors.Join(errs...)
+}
+
+func (l *Log) syncerRunning() bool { return l.opts.Durability != Never }

@@ -1,0 +1,133 @@
+// Package config holds Weir's configuration as a plain struct with
+// documented defaults and validation. Only cmd/weir reads flags, environment
+// and files into it; the server projects it into per-package Options.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"time"
+)
+
+// Durability names the fsync policy of the partition logs.
+type Durability string
+
+// Durability policies.
+const (
+	// DurabilityAlways acknowledges acks=all produces only after fdatasync,
+	// sharing one fdatasync among concurrent appends (group commit).
+	DurabilityAlways Durability = "always"
+	// DurabilityInterval fdatasyncs every SyncInterval; acknowledged data
+	// written since the last sync may be lost on power failure.
+	DurabilityInterval Durability = "interval"
+	// DurabilityNever leaves flushing to the OS page cache.
+	DurabilityNever Durability = "never"
+)
+
+// Config is Weir's whole configuration. The zero value is not valid; start
+// from Defaults.
+type Config struct {
+	// DataDir holds all durable state.
+	DataDir string `koanf:"data-dir"`
+	// KafkaAddr is the Kafka protocol listen address.
+	KafkaAddr string `koanf:"kafka-addr"`
+	// AdvertisedKafkaAddr is the host:port clients are told to connect to;
+	// empty means the bound listen address.
+	AdvertisedKafkaAddr string `koanf:"advertised-kafka-addr"`
+	// HTTPAddr serves the console, CloudEvents, /metrics and /healthz.
+	HTTPAddr string `koanf:"http-addr"`
+	// RegistryAddr serves the schema registry API.
+	RegistryAddr string `koanf:"registry-addr"`
+	// AutoCreateTopics creates unknown topics on first produce/metadata.
+	AutoCreateTopics bool `koanf:"auto-create-topics"`
+	// DefaultPartitions is the partition count of auto-created topics.
+	DefaultPartitions int32 `koanf:"default-partitions"`
+	// Durability is the log fsync policy.
+	Durability Durability `koanf:"durability"`
+	// SyncInterval is the fsync period for DurabilityInterval.
+	SyncInterval time.Duration `koanf:"sync-interval"`
+	// SegmentBytes is the default segment.bytes.
+	SegmentBytes int64 `koanf:"segment-bytes"`
+	// RetentionMs is the default retention.ms (-1 keeps forever).
+	RetentionMs int64 `koanf:"retention-ms"`
+	// RetentionBytes is the default retention.bytes (-1 = unlimited).
+	RetentionBytes int64 `koanf:"retention-bytes"`
+	// MaxMessageBytes is the default max.message.bytes.
+	MaxMessageBytes int32 `koanf:"max-message-bytes"`
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `koanf:"log-level"`
+	// LogFormat is text or json.
+	LogFormat string `koanf:"log-format"`
+}
+
+// Defaults returns the embedded development defaults: everything on
+// loopback, data in ./weir-data, durable acks.
+func Defaults() Config {
+	return Config{
+		DataDir:           "./weir-data",
+		KafkaAddr:         "127.0.0.1:9092",
+		HTTPAddr:          "127.0.0.1:8080",
+		RegistryAddr:      "127.0.0.1:8081",
+		AutoCreateTopics:  true,
+		DefaultPartitions: 1,
+		Durability:        DurabilityAlways,
+		SyncInterval:      time.Second,
+		SegmentBytes:      1 << 30,
+		RetentionMs:       7 * 24 * 3600 * 1000,
+		RetentionBytes:    -1,
+		MaxMessageBytes:   1048588,
+		LogLevel:          "info",
+		LogFormat:         "text",
+	}
+}
+
+// Validate reports the first problem with c as one readable error.
+func (c Config) Validate() error {
+	var errs []error
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data-dir must not be empty"))
+	}
+	for _, a := range []struct{ name, v string }{{"kafka-addr", c.KafkaAddr}, {"http-addr", c.HTTPAddr}, {"registry-addr", c.RegistryAddr}} {
+		if _, _, err := net.SplitHostPort(a.v); err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: want host:port", a.name, a.v))
+		}
+	}
+	if c.AdvertisedKafkaAddr != "" {
+		if _, _, err := net.SplitHostPort(c.AdvertisedKafkaAddr); err != nil {
+			errs = append(errs, fmt.Errorf("advertised-kafka-addr %q: want host:port", c.AdvertisedKafkaAddr))
+		}
+	}
+	switch c.Durability {
+	case DurabilityAlways, DurabilityNever:
+	case DurabilityInterval:
+		if c.SyncInterval <= 0 {
+			errs = append(errs, errors.New("sync-interval must be positive with durability=interval"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("durability %q: want always, interval or never", c.Durability))
+	}
+	if c.DefaultPartitions < 1 || c.DefaultPartitions > 10000 {
+		errs = append(errs, fmt.Errorf("default-partitions %d: want 1..10000", c.DefaultPartitions))
+	}
+	if c.SegmentBytes < 14 || c.SegmentBytes > 1<<31-1 {
+		errs = append(errs, fmt.Errorf("segment-bytes %d: want 14..2147483647", c.SegmentBytes))
+	}
+	if c.MaxMessageBytes < 0 {
+		errs = append(errs, fmt.Errorf("max-message-bytes %d: must not be negative", c.MaxMessageBytes))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log-level %q: want debug, info, warn or error", c.LogLevel))
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("log-format %q: want text or json", c.LogFormat))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("config: %w", errors.Join(errs...))
+	}
+	return nil
+}

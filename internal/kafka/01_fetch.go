@@ -1,0 +1,123 @@
+package kafka
+
+import (
+	"errors"
+	"reflect"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/weirhq/weir/internal/broker"
+)
+
+// Fetch v4 is the first with record batches and isolation levels; v13+
+// addresses topics by id (not yet served).
+func init() {
+	register(api{Key: 1, MinVersion: 4, MaxVersion: 12, Handle: (*Server).handleFetch})
+}
+
+// maxFetchWait caps a client's max_wait_ms so a fetch never pins a
+// connection's replies for long.
+const maxFetchWait = 30 * time.Second
+
+func (s *Server) handleFetch(c *Conn, r kmsg.Request) Reply {
+	req := r.(*kmsg.FetchRequest)
+	maxBytes := int(req.MaxBytes)
+	if req.Version < 3 || maxBytes <= 0 {
+		maxBytes = 52428800
+	}
+	resp, total, hasErr := s.gatherFetch(req, maxBytes)
+	wait := time.Duration(req.MaxWaitMillis) * time.Millisecond
+	if total >= int(req.MinBytes) || total > 0 && req.MinBytes <= 0 || wait <= 0 || hasErr {
+		return Respond(resp)
+	}
+	wait = min(wait, maxFetchWait)
+	ctx := c.Context()
+	return Defer(func() kmsg.Response {
+		deadline := time.NewTimer(wait)
+		defer deadline.Stop()
+		for {
+			// Collect the change channels before re-reading, so an
+			// append between the read and the wait is not missed.
+			cases := s.fetchWakeups(req)
+			resp, total, hasErr = s.gatherFetch(req, maxBytes)
+			if total >= max(int(req.MinBytes), 1) || hasErr {
+				return resp
+			}
+			cases = append(cases,
+				reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(deadline.C)},
+				reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())})
+			chosen, _, _ := reflect.Select(cases)
+			if chosen >= len(cases)-2 {
+				resp, _, _ = s.gatherFetch(req, maxBytes)
+				return resp
+			}
+		}
+	})
+}
+
+// fetchWakeups returns a select case per requested partition, ready when
+// that partition's high watermark moves.
+func (s *Server) fetchWakeups(req *kmsg.FetchRequest) []reflect.SelectCase {
+	var cases []reflect.SelectCase
+	for _, rt := range req.Topics {
+		for _, rp := range rt.Partitions {
+			if p, err := s.opts.Broker.Partition(rt.Topic, rp.Partition); err == nil {
+				cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(p.Changed())})
+			}
+		}
+	}
+	return cases
+}
+
+// gatherFetch reads every requested partition once, within the request's
+// byte limits, returning the response, the record bytes in it and whether
+// any partition carries an error.
+func (s *Server) gatherFetch(req *kmsg.FetchRequest, maxBytes int) (*kmsg.FetchResponse, int, bool) {
+	resp := req.ResponseKind().(*kmsg.FetchResponse)
+	total := 0
+	hasErr := false
+	for _, rt := range req.Topics {
+		t := kmsg.NewFetchResponseTopic()
+		t.Topic = rt.Topic
+		t.TopicID = rt.TopicID
+		for _, rp := range rt.Partitions {
+			pr := kmsg.NewFetchResponseTopicPartition()
+			pr.Partition = rp.Partition
+			pr.HighWatermark, pr.LastStableOffset, pr.LogStartOffset = -1, -1, -1
+			pr.RecordBatches = []byte{}
+			p, err := s.opts.Broker.Partition(rt.Topic, rp.Partition)
+			if err == nil {
+				pr.HighWatermark = p.HighWatermark()
+				pr.LastStableOffset = pr.HighWatermark
+				pr.LogStartOffset = p.LogStartOffset()
+				limit := min(int(rp.PartitionMaxBytes), maxBytes-total)
+				if limit > 0 || total == 0 {
+					var data []byte
+					// Kafka returns at least one batch of the first
+					// non-empty partition even past the limits (KIP-74).
+					data, err = p.Read(rp.FetchOffset, max(limit, 1))
+					if err == nil && data != nil {
+						if total > 0 && len(data) > limit {
+							data = nil
+						} else {
+							pr.RecordBatches = data
+							total += len(data)
+						}
+					}
+				}
+			}
+			if err != nil {
+				pr.ErrorCode = errorCode(err)
+				if errors.Is(err, broker.ErrOffsetOutOfRange) {
+					pr.ErrorCode = kerr.OffsetOutOfRange.Code
+				}
+				hasErr = true
+			}
+			t.Partitions = append(t.Partitions, pr)
+		}
+		resp.Topics = append(resp.Topics, t)
+	}
+	return resp, total, hasErr
+}

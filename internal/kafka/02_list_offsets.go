@@ -1,0 +1,37 @@
+package kafka
+
+import (
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// ListOffsets v1-7 (v0's old-style multi-offset reply is not served;
+// kafka-go, the oldest caller, uses v1).
+func init() {
+	register(api{Key: 2, MinVersion: 1, MaxVersion: 7, Handle: (*Server).handleListOffsets})
+}
+
+func (s *Server) handleListOffsets(_ *Conn, r kmsg.Request) Reply {
+	req := r.(*kmsg.ListOffsetsRequest)
+	resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
+	for _, rt := range req.Topics {
+		t := kmsg.NewListOffsetsResponseTopic()
+		t.Topic = rt.Topic
+		for _, rp := range rt.Partitions {
+			pr := kmsg.NewListOffsetsResponseTopicPartition()
+			pr.Partition = rp.Partition
+			pr.LeaderEpoch = -1
+			pr.Offset, pr.Timestamp = -1, -1
+			p, err := s.opts.Broker.Partition(rt.Topic, rp.Partition)
+			if err == nil {
+				pr.Offset, pr.Timestamp, err = p.ListOffset(rp.Timestamp)
+			}
+			if err != nil {
+				pr.ErrorCode = errorCode(err)
+				pr.Offset, pr.Timestamp = -1, -1
+			}
+			t.Partitions = append(t.Partitions, pr)
+		}
+		resp.Topics = append(resp.Topics, t)
+	}
+	return Respond(resp)
+}

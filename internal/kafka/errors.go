@@ -1,0 +1,62 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/weirhq/weir/internal/broker"
+	"github.com/weirhq/weir/internal/commitlog"
+)
+
+// errorCodes maps domain errors to Kafka error codes, first match wins. It is
+// the one place that knows the mapping: files adding domain sentinels (say
+// broker.ErrUnknownTopicOrPartition) append to it, from an init function or
+// here, and handlers call errorCode.
+var errorCodes = []struct {
+	target error
+	code   int16
+}{
+	{broker.ErrUnknownTopicOrPartition, kerr.UnknownTopicOrPartition.Code},
+	{broker.ErrTopicExists, kerr.TopicAlreadyExists.Code},
+	{broker.ErrInvalidTopic, kerr.InvalidTopicException.Code},
+	{broker.ErrInvalidPartitions, kerr.InvalidPartitions.Code},
+	{broker.ErrInvalidReplication, kerr.InvalidReplicationFactor.Code},
+	{broker.ErrInvalidConfig, kerr.InvalidConfig.Code},
+	{broker.ErrRecordTooLarge, kerr.MessageTooLarge.Code},
+	{commitlog.ErrTooLarge, kerr.RecordListTooLarge.Code},
+	{broker.ErrCorruptMessage, kerr.CorruptMessage.Code},
+	{commitlog.ErrInvalidBatch, kerr.CorruptMessage.Code},
+	{broker.ErrInvalidRecord, kerr.InvalidRecord.Code},
+	{broker.ErrOutOfOrderSequence, kerr.OutOfOrderSequenceNumber.Code},
+	{broker.ErrInvalidProducerEpoch, kerr.InvalidProducerEpoch.Code},
+	{broker.ErrUnknownProducerID, kerr.UnknownProducerID.Code},
+	{broker.ErrPolicyViolation, kerr.PolicyViolation.Code},
+	{broker.ErrInvalidRequest, kerr.InvalidRequest.Code},
+	{broker.ErrUnsupportedCompression, kerr.UnsupportedCompressionType.Code},
+	{broker.ErrOffsetOutOfRange, kerr.OffsetOutOfRange.Code},
+	{broker.ErrStorage, kerr.KafkaStorageError.Code},
+	{commitlog.ErrCorrupt, kerr.KafkaStorageError.Code},
+	{broker.ErrClosed, kerr.BrokerNotAvailable.Code},
+	{commitlog.ErrClosed, kerr.NotLeaderForPartition.Code},
+	{context.DeadlineExceeded, kerr.RequestTimedOut.Code},
+}
+
+// errorCode returns the Kafka error code for err: 0 for nil, the code of the
+// first errorCodes entry err matches (errors.Is), the code of a *kerr.Error
+// found in err's chain, and UNKNOWN_SERVER_ERROR for anything else.
+func errorCode(err error) int16 {
+	if err == nil {
+		return 0
+	}
+	for _, e := range errorCodes {
+		if errors.Is(err, e.target) {
+			return e.code
+		}
+	}
+	if ke, ok := errors.AsType[*kerr.Error](err); ok {
+		return ke.Code
+	}
+	return kerr.UnknownServerError.Code
+}

@@ -1,0 +1,181 @@
+// Package server is Weir's composition root: it builds the broker and the
+// protocol adapters from a config.Config, owns the listeners, and starts
+// and stops them in order. Only cmd/weir and the public embedded package
+// import it.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/weirhq/weir/internal/broker"
+	"github.com/weirhq/weir/internal/commitlog"
+	"github.com/weirhq/weir/internal/config"
+	"github.com/weirhq/weir/internal/kafka"
+	"github.com/weirhq/weir/internal/vfs"
+)
+
+// Server is a running Weir node.
+type Server struct {
+	cfg    config.Config
+	log    *slog.Logger
+	broker *broker.Broker
+	kafka  *kafka.Server
+	kln    net.Listener
+
+	wg       sync.WaitGroup
+	serveErr chan error
+	once     sync.Once
+	closeErr error
+}
+
+// Options adds what a Config does not hold.
+type Options struct {
+	// Logger; default slog.Default().
+	Logger *slog.Logger
+	// FS; default the OS filesystem.
+	FS vfs.FS
+}
+
+// Start validates cfg, opens the data directory, binds the listeners and
+// starts serving. Close stops it.
+func Start(cfg config.Config, opts Options) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.FS == nil {
+		opts.FS = vfs.OS()
+	}
+	dur, err := durability(cfg.Durability)
+	if err != nil {
+		return nil, err
+	}
+	b, err := broker.Open(broker.Options{
+		FS:                opts.FS,
+		Dir:               cfg.DataDir,
+		AutoCreateTopics:  cfg.AutoCreateTopics,
+		DefaultPartitions: cfg.DefaultPartitions,
+		Durability:        dur,
+		SyncInterval:      cfg.SyncInterval,
+		SegmentBytes:      cfg.SegmentBytes,
+		RetentionMs:       cfg.RetentionMs,
+		RetentionBytes:    cfg.RetentionBytes,
+		MaxMessageBytes:   cfg.MaxMessageBytes,
+		Logger:            opts.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("server: open data dir %s: %w", cfg.DataDir, err)
+	}
+	s := &Server{cfg: cfg, log: opts.Logger, broker: b, serveErr: make(chan error, 1)}
+
+	ln, err := net.Listen("tcp", cfg.KafkaAddr)
+	if err != nil {
+		_ = b.Close()
+		return nil, fmt.Errorf("server: listen on kafka address %s: %w", cfg.KafkaAddr, err)
+	}
+	s.kln = ln
+	host, port, err := advertised(cfg.AdvertisedKafkaAddr, ln.Addr())
+	if err != nil {
+		_ = ln.Close()
+		_ = b.Close()
+		return nil, err
+	}
+	ks, err := kafka.NewServer(kafka.Options{
+		Logger:         opts.Logger,
+		Broker:         b,
+		ClusterID:      b.ClusterID(),
+		NodeID:         0,
+		AdvertisedHost: host,
+		AdvertisedPort: port,
+	})
+	if err != nil {
+		_ = ln.Close()
+		_ = b.Close()
+		return nil, err
+	}
+	s.kafka = ks
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := ks.Serve(ln); err != nil {
+			s.serveErr <- err
+		}
+	}()
+	s.log.Info("weir: serving", "kafka", ln.Addr().String(), "advertised", net.JoinHostPort(host, strconv.Itoa(int(port))),
+		"data_dir", cfg.DataDir, "durability", cfg.Durability, "topics", len(b.Topics()))
+	return s, nil
+}
+
+// Broker returns the node's broker (for in-process use and tests).
+func (s *Server) Broker() *broker.Broker { return s.broker }
+
+// KafkaAddr returns the bound Kafka listener address.
+func (s *Server) KafkaAddr() string { return s.kln.Addr().String() }
+
+// Wait blocks until ctx ends or a listener fails, then closes the server.
+func (s *Server) Wait(ctx context.Context) error {
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-s.serveErr:
+		s.log.Error("weir: listener failed", "err", err)
+	}
+	return errors.Join(err, s.Close())
+}
+
+// Close stops the listeners, waits for connections to finish and closes
+// the broker cleanly (so the next start is fast).
+func (s *Server) Close() error {
+	s.once.Do(func() {
+		start := time.Now()
+		err1 := s.kafka.Close()
+		s.wg.Wait()
+		err2 := s.broker.Close()
+		s.closeErr = errors.Join(err1, err2)
+		s.log.Info("weir: stopped", "took", time.Since(start).Round(time.Millisecond))
+	})
+	return s.closeErr
+}
+
+func durability(d config.Durability) (commitlog.Durability, error) {
+	switch d {
+	case config.DurabilityAlways:
+		return commitlog.Always, nil
+	case config.DurabilityInterval:
+		return commitlog.Interval, nil
+	case config.DurabilityNever:
+		return commitlog.Never, nil
+	}
+	return 0, fmt.Errorf("server: unknown durability %q", d)
+}
+
+// advertised derives the address put in Metadata: the configured one, or
+// the bound listener (with 0.0.0.0/:: replaced by loopback).
+func advertised(cfgAddr string, bound net.Addr) (string, int32, error) {
+	addr := cfgAddr
+	if addr == "" {
+		addr = bound.String()
+	}
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("server: advertised address %q: %w", addr, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port <= 0 || port > 65535 {
+		return "", 0, fmt.Errorf("server: advertised address %q: bad port", addr)
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return host, int32(port), nil
+}
+

@@ -1,0 +1,36 @@
+package vfs
+
+import (
+	"errors"
+	"os"
+	"syscall"
+)
+
+// fdatasync flushes f's data and the metadata needed to read it back
+// (size), skipping mtime-only updates that fsync would also write.
+func fdatasync(f *os.File) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	// Control rather than Fd: Fd would switch the descriptor to blocking
+	// mode and does not keep it alive against a concurrent Close.
+	cerr := rc.Control(func(fd uintptr) {
+		for {
+			serr = syscall.Fdatasync(int(fd))
+			if !errors.Is(serr, syscall.EINTR) {
+				return
+			}
+		}
+	})
+	if cerr != nil {
+		// Control fails only once the file is closing, and reports it
+		// with an internal error; report it as *os.File methods do.
+		return &os.PathError{Op: "fdatasync", Path: f.Name(), Err: os.ErrClosed}
+	}
+	if serr != nil {
+		return &os.PathError{Op: "fdatasync", Path: f.Name(), Err: serr}
+	}
+	return nil
+}
