@@ -45,6 +45,10 @@ defaults, the YAML file named by --config, WEIR_* environment variables
 	f.Int64("retention-ms", d.RetentionMs, "default retention.ms (-1 keeps forever)")
 	f.Int64("retention-bytes", d.RetentionBytes, "default retention.bytes (-1 unlimited)")
 	f.Int32("max-message-bytes", d.MaxMessageBytes, "default max.message.bytes")
+	f.Duration("group-initial-rebalance-delay", d.GroupInitialRebalanceDelay, "how long an empty group's first rebalance waits for more members")
+	f.Duration("group-min-session-timeout", d.GroupMinSessionTimeout, "smallest consumer session timeout accepted")
+	f.Duration("group-max-session-timeout", d.GroupMaxSessionTimeout, "largest consumer session timeout accepted")
+	f.Duration("offsets-retention", d.OffsetsRetention, "how long an empty group's committed offsets are kept")
 	f.String("log-level", d.LogLevel, "debug, info, warn or error")
 	f.String("log-format", d.LogFormat, "text or json")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {

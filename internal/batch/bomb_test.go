@@ -54,6 +54,23 @@ var bombs = sync.OnceValue(func() map[string][]byte {
 	_ = zw.Close()
 	out["zstd-stream"] = compressedBatch(CodecZstd, bytes.Clone(buf.Bytes())) // does not
 
+	// zstd RLE blocks, 128 KiB from 4 bytes each, in a frame without a
+	// declared size, and the same behind compressed blocks.
+	rle := []byte{0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x38} // no size, 128 KiB window
+	for i := range size / zstdMaxBlock {
+		bh := uint32(zstdMaxBlock)<<3 | 1<<1
+		if i == size/zstdMaxBlock-1 {
+			bh |= 1 // last
+		}
+		rle = append(rle, byte(bh), byte(bh>>8), byte(bh>>16), 0)
+	}
+	out["zstd-rle"] = compressedBatch(CodecZstd, rle)
+	buf.Reset()
+	zw.Reset(&buf)
+	_, _ = zw.Write(bytes.Repeat([]byte("compressible "), 70_000))
+	_ = zw.Close()
+	out["zstd-mixed"] = compressedBatch(CodecZstd, append(bytes.Clone(buf.Bytes()), rle...))
+
 	// Headers that lie: a snappy block claiming 1 GiB, a zstd frame
 	// claiming 1 TiB, a gzip trailer claiming 10 bytes.
 	out["snappy-claim"] = compressedBatch(CodecSnappy, binary.AppendUvarint(nil, 1<<30))
@@ -79,18 +96,23 @@ func TestCompressionBomb(t *testing.T) {
 			runtime.ReadMemStats(&before)
 			_, recs, err := Records(b, limit)
 			runtime.ReadMemStats(&after)
-			if !errors.Is(err, ErrTooLarge) || recs != nil {
+			// A header claiming more than its blocks hold is invalid
+			// rather than too large; either way nothing is allocated.
+			if !errors.Is(err, ErrTooLarge) && !(strings.HasSuffix(name, "-claim") && errors.Is(err, ErrInvalid)) || recs != nil {
 				t.Fatalf("Records = %d records, %v; want ErrTooLarge", len(recs), err)
 			}
 			alloc := after.TotalAlloc - before.TotalAlloc
 			t.Logf("%d bytes compressed, %d bytes allocated", len(b), alloc)
 			// Beyond the bound, the decoders may need their working memory:
-			// zstd block buffers of 128 KiB, lz4 a block buffer of the
-			// frame's block size, up to 4 MiB. Both are pooled, but a GC
-			// may empty the pools.
+			// zstd block buffers of 128 KiB and, to count a stream, its
+			// window (up to 8 MiB); lz4 a block buffer of the frame's block
+			// size (up to 4 MiB). All are pooled, but a GC may empty pools.
 			slack := uint64(512 << 10)
-			if strings.HasPrefix(name, "lz4") {
+			switch {
+			case strings.HasPrefix(name, "lz4"):
 				slack += 4 << 20
+			case strings.HasPrefix(name, "zstd"):
+				slack += zstdMaxWindow
 			}
 			if alloc > limit+slack {
 				t.Fatalf("allocated %d bytes for a %d byte bound", alloc, limit)
@@ -136,5 +158,56 @@ func TestCorruptPayload(t *testing.T) {
 				t.Errorf("%s: %d byte payload: %v", c, len(payload), err)
 			}
 		}
+	}
+}
+
+// TestZstdLooseBound covers streams whose block headers bound them loosely:
+// a producer that flushes often writes many small blocks, each of which
+// could hold 128 KiB. Such streams are counted before they are decoded.
+func TestZstdLooseBound(t *testing.T) {
+	recs := sampleRecords(400, 8)
+	raw := refBatch(t, CodecNone, refOptions, recs, nil)[HeaderSize:]
+	flushed := func(window int) func(testing.TB, []byte) []byte {
+		return func(t testing.TB, b []byte) []byte {
+			var buf bytes.Buffer
+			w, err := zstd.NewWriter(&buf, zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(window))
+			check(t, err)
+			for len(b) > 0 {
+				n := min(len(b), 1000)
+				_, err := w.Write(b[:n])
+				check(t, err)
+				check(t, w.Flush())
+				b = b[n:]
+			}
+			check(t, w.Close())
+			return buf.Bytes()
+		}
+	}
+	small := refBatch(t, CodecZstd, refOptions, recs, flushed(1<<20))
+	lower, upper, err := zstdBounds(small[HeaderSize:])
+	if err != nil || upper < 10*uint64(len(raw)) || lower > uint64(len(raw)) {
+		t.Fatalf("bounds %d..%d for %d bytes, %v", lower, upper, len(raw), err)
+	}
+	for _, limit := range []int{len(raw), 2 * len(raw), int(upper)} {
+		if _, got, err := Records(small, limit); err != nil {
+			t.Fatalf("limit %d: %v", limit, err)
+		} else {
+			checkRecords(t, got, recs)
+		}
+	}
+	if _, _, err := Records(small, len(raw)-1); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("limit %d: %v", len(raw)-1, err)
+	}
+
+	// A window over zstdMaxWindow decodes when the headers bound the
+	// stream within the limit, and is refused when it would need counting.
+	huge := refBatch(t, CodecZstd, refOptions, recs, flushed(4*zstdMaxWindow))
+	if _, got, err := Records(huge, 1<<30); err != nil {
+		t.Fatalf("large window, loose limit: %v", err)
+	} else {
+		checkRecords(t, got, recs)
+	}
+	if _, _, err := Records(huge, 2*len(raw)); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("large window, counted: %v", err)
 	}
 }

@@ -17,9 +17,11 @@ import (
 )
 
 // decompress returns the records encoded in src with codec c, refusing to
-// produce more than limit bytes. Whatever the input claims, no codec
-// allocates an output buffer larger than limit plus a few bytes, and the
-// decoders' own working memory is bounded (at most an lz4 block, 4 MiB).
+// produce more than limit bytes. Whatever the input claims, no codec grows
+// a buffer by copying or allocates output beyond limit plus a few bytes.
+// The decoders' working memory, pooled, is bounded apart from that: an lz4
+// block (up to 4 MiB), zstd blocks (128 KiB) and, when a zstd stream must be
+// counted, its window (up to 8 MiB).
 func decompress(c Codec, src []byte, limit int) ([]byte, error) {
 	limit = max(0, min(limit, math.MaxInt32))
 	var (
@@ -72,11 +74,15 @@ func readBounded(c Codec, open func() (io.Reader, error), scratch []byte, limit,
 	total := 0
 	if hint > 0 {
 		buf := make([]byte, min(hint, limit)+1)
+		var p progress
 		for total < len(buf) {
 			n, err := r.Read(buf[total:])
 			total += n
 			if err == io.EOF {
 				return buf[:total], nil // total <= min(hint, limit)
+			}
+			if err == nil {
+				err = p.check(n)
 			}
 			if err != nil {
 				return nil, err
@@ -87,17 +93,8 @@ func readBounded(c Codec, open func() (io.Reader, error), scratch []byte, limit,
 		}
 		// The hint was low: count the rest.
 	}
-	for {
-		n, err := r.Read(scratch)
-		if total += n; total > limit {
-			return nil, errTooLarge(c, limit)
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
+	if total, err = countRest(c, r, scratch, total, limit); err != nil {
+		return nil, err
 	}
 	if r, err = open(); err != nil {
 		return nil, err
@@ -107,6 +104,43 @@ func readBounded(c Codec, open func() (io.Reader, error), scratch []byte, limit,
 		return nil, err
 	}
 	return out, nil
+}
+
+// countRest reads r to its end through scratch and returns total plus the
+// bytes read, or ErrTooLarge once that passes limit.
+func countRest(c Codec, r io.Reader, scratch []byte, total, limit int) (int, error) {
+	var p progress
+	for {
+		n, err := r.Read(scratch)
+		if total += n; total > limit {
+			return 0, errTooLarge(c, limit)
+		}
+		if err == io.EOF {
+			return total, nil
+		}
+		if err == nil {
+			err = p.check(n)
+		}
+		if err != nil {
+			return 0, err
+		}
+	}
+}
+
+// progress guards read loops against a reader that keeps returning
+// nothing, which io.Reader allows but discourages.
+type progress int
+
+func (p *progress) check(n int) error {
+	switch {
+	case n > 0:
+		*p = 0
+	case *p == 100:
+		return io.ErrNoProgress
+	default:
+		*p++
+	}
+	return nil
 }
 
 // scratchSize is the buffer readBounded counts through.
@@ -232,123 +266,6 @@ func xerialChunk(b []byte) (chunk, rest []byte, err error) {
 		return nil, nil, errXerial
 	}
 	return b[4 : 4+n], b[4+n:], nil
-}
-
-// zstdDecoder serves DecodeAll calls concurrently. With the cap limit on it
-// decodes into the capacity it is given and no further, which makes the
-// caller's buffer the bound; without frames to write into, it holds no
-// per-window buffers either.
-var zstdDecoder = sync.OnceValue(func() *zstd.Decoder {
-	d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecodeAllCapLimit(true))
-	if err != nil {
-		panic(err) // only bad options fail, and these are constants
-	}
-	return d
-})
-
-// zstdSlack is room past the output the decoder may use for its fast
-// copies; length checks keep the limit exact.
-const zstdSlack = 32
-
-// zstdMaxBlock is the most one zstd block can decode to.
-const zstdMaxBlock = 128 << 10
-
-// unzstd decodes into one buffer sized by zstdBound, or by the limit when
-// the bound is larger, so it allocates the output once and never more than
-// the limit (plus the slack and the decoder's block buffers). Declared
-// sizes past the limit fail before anything is allocated.
-func unzstd(src []byte, limit int) ([]byte, error) {
-	bound, exact, err := zstdBound(src)
-	if err != nil {
-		return nil, err
-	}
-	if exact && bound > uint64(limit) {
-		return nil, errTooLarge(CodecZstd, limit)
-	}
-	size := int(min(bound, uint64(limit)))
-	out, err := zstdDecoder().DecodeAll(src, make([]byte, 0, size+zstdSlack))
-	switch {
-	case err == nil && len(out) <= limit:
-		return out, nil
-	case err == nil:
-		return nil, errTooLarge(CodecZstd, limit)
-	case bound <= uint64(limit) || out == nil:
-		return nil, err // it had all the room the frames can need
-	case errors.Is(err, zstd.ErrDecoderSizeExceeded) || cap(out)-len(out) < zstdMaxBlock+zstdSlack:
-		// Running out of room surfaces as ErrDecoderSizeExceeded or, from
-		// inside a block, as a plain error, with out holding the blocks
-		// decoded before.
-		return nil, errTooLarge(CodecZstd, limit)
-	}
-	return nil, err
-}
-
-var errZstdFrames = errors.New("malformed zstd frames")
-
-// zstdBound walks the frames and block headers of src, without decoding,
-// for an upper bound of its decoded size: a frame's declared content size,
-// which the decoder enforces, or else the sum of its blocks' largest
-// outputs. A streaming encoder fills blocks, so the bound is close. exact
-// reports whether every frame declared its size.
-func zstdBound(src []byte) (total uint64, exact bool, err error) {
-	const saturated = 1 << 62
-	exact = true
-	for len(src) > 0 {
-		var fh zstd.Header
-		rest, err := fh.DecodeAndStrip(src)
-		if err != nil {
-			return 0, false, err
-		}
-		if fh.Skippable {
-			if uint64(len(rest)) < uint64(fh.SkippableSize) {
-				return 0, false, errZstdFrames
-			}
-			src = rest[fh.SkippableSize:]
-			continue
-		}
-		maxBlock := uint64(zstdMaxBlock)
-		if !fh.SingleSegment {
-			maxBlock = min(maxBlock, fh.WindowSize)
-		}
-		var frame uint64
-		for last := false; !last; {
-			if len(rest) < 3 {
-				return 0, false, errZstdFrames
-			}
-			bh := uint32(rest[0]) | uint32(rest[1])<<8 | uint32(rest[2])<<16
-			rest = rest[3:]
-			last = bh&1 != 0
-			size, skip := uint64(bh>>3), uint64(bh>>3)
-			switch bh >> 1 & 3 {
-			case 0: // raw
-			case 1: // RLE: one byte repeated size times
-				skip = 1
-			case 2: // compressed
-				size = maxBlock
-			default:
-				return 0, false, errZstdFrames
-			}
-			if uint64(len(rest)) < skip {
-				return 0, false, errZstdFrames
-			}
-			rest = rest[skip:]
-			frame = min(frame+size, saturated)
-		}
-		if fh.HasCheckSum {
-			if len(rest) < 4 {
-				return 0, false, errZstdFrames
-			}
-			rest = rest[4:]
-		}
-		if fh.HasFCS {
-			frame = min(fh.FrameContentSize, saturated)
-		} else {
-			exact = false
-		}
-		total = min(total+frame, saturated)
-		src = rest
-	}
-	return total, exact, nil
 }
 
 // appendWriter is an io.Writer appending to a slice, so compressors write

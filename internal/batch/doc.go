@@ -5,7 +5,7 @@
 // place ([ParseHeader]), checks a batch end to end ([Verify]), cuts a
 // concatenation into batches ([Split]) and patches the few fields a broker
 // owns ([SetBaseOffset], [SetPartitionLeaderEpoch], [SetLogAppendTime]).
-// Reading records ([Records], [All]) decompresses within a hard bound, and
+// Reading records ([Records]) decompresses within a hard bound, and
 // [Builder] writes new batches for internal topics and tests.
 //
 // # Batch layout

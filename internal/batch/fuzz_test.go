@@ -16,8 +16,24 @@ func addGoldenSeeds(f *testing.F) {
 		f.Add(readGolden(f, name+".batch"))
 	}
 	f.Add(readGolden(f, "stream.bin"))
-	f.Add(mustBuild(f, BuildOptions{}, nil))
 	f.Add([]byte{})
+}
+
+// addSmallSeeds seeds f with a small batch per codec. Small seeds keep the
+// fuzzer mutating rather than minimizing large inputs.
+func addSmallSeeds(f *testing.F) {
+	recs := []Record{
+		{Key: []byte("k"), Value: []byte("value"), Headers: []RecordHeader{{Key: "h", Value: nil}}},
+		{Key: nil, Value: []byte{}, OffsetDelta: 1},
+	}
+	for _, c := range allCodecs {
+		f.Add(mustBuild(f, BuildOptions{Codec: c, BaseTimestamp: 1}, recs))
+	}
+	for _, v := range referenceVariants { // the other encoders: xerial, zstd streams
+		f.Add(refBatch(f, v.codec, refOptions, recs, v.compress))
+	}
+	f.Add(mustBuild(f, BuildOptions{}, nil))
+	f.Add(readGolden(f, "control.batch"))
 }
 
 // FuzzVerify checks that Verify and Records never panic, and that they
@@ -25,7 +41,7 @@ func addGoldenSeeds(f *testing.F) {
 // also tried with both repaired, which lets the fuzzer reach the record and
 // decompression code.
 func FuzzVerify(f *testing.F) {
-	addGoldenSeeds(f)
+	addSmallSeeds(f)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		checkVerify(t, b)
 		if len(b) >= HeaderSize {

@@ -166,9 +166,9 @@ func xerialSnappy(_ testing.TB, b []byte) []byte {
 	return out
 }
 
-// zstdStream compresses as a streaming writer does (like the Java client),
+// zstdStreamed compresses as a streaming writer does (like the Java client),
 // leaving the content size out of the frame header.
-func zstdStream(t testing.TB, b []byte) []byte {
+func zstdStreamed(t testing.TB, b []byte) []byte {
 	var buf bytes.Buffer
 	w, err := zstd.NewWriter(&buf, zstd.WithEncoderConcurrency(1))
 	check(t, err)

@@ -19,10 +19,10 @@ var referenceVariants = []struct {
 	{"snappy-xerial", CodecSnappy, xerialSnappy},
 	{"lz4", CodecLZ4, nil},
 	{"zstd", CodecZstd, nil},
-	{"zstd-stream", CodecZstd, zstdStream},
+	{"zstd-stream", CodecZstd, zstdStreamed},
 	{"zstd-two-frames", CodecZstd, func(t testing.TB, b []byte) []byte {
 		half := len(b) / 2
-		return append(zstdStream(t, b[:half]), refCompressor(CodecZstd)(t, b[half:])...)
+		return append(zstdStreamed(t, b[:half]), refCompressor(CodecZstd)(t, b[half:])...)
 	}},
 }
 

@@ -34,11 +34,15 @@ func (r Record) Timestamp(h Header) int64 {
 
 // Records verifies b as Verify does, decompresses its records and parses
 // them all. maxDecompressed bounds the decompressed size of compressed
-// records: past it Records fails with ErrTooLarge without ever holding much
-// more than maxDecompressed bytes, however the input is crafted (a value of
-// 0 or less admits only empty payloads). It does not apply to uncompressed
-// batches, which are parsed in place. Compressed records are checked as
-// Verify checks uncompressed ones; malformed ones give ErrInvalid.
+// records: past it Records fails with ErrTooLarge, and however the input is
+// crafted it allocates no more than maxDecompressed bytes of output plus
+// the codecs' pooled working memory (an lz4 block up to 4 MiB; a zstd window
+// up to 8 MiB, used to count a stream whose headers do not bound it within
+// maxDecompressed; zstd frames needing a larger window then fail with
+// ErrTooLarge). A value of 0 or less admits only empty payloads. The bound
+// does not apply to uncompressed batches, which are parsed in place.
+// Compressed records are checked as Verify checks uncompressed ones;
+// malformed ones, or payloads that do not decompress, give ErrInvalid.
 //
 // Besides the decompressed bytes, the result costs one Record per record
 // and one RecordHeader per header; callers bounding memory should allow for

@@ -476,4 +476,3 @@ func writeDurable(fsys vfs.FS, name string, data []byte) error {
 	}
 	return fsys.SyncDir(filepath.Dir(name))
 }
-

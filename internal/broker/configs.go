@@ -169,3 +169,47 @@ func (b *Broker) limits(set map[string]string) commitlog.Limits {
 	}
 	return lim
 }
+
+// DefaultPartitions is the partition count of topics created with -1
+// partitions (Kafka's num.partitions).
+func (b *Broker) DefaultPartitions() int32 { return b.opts.DefaultPartitions }
+
+// ConfigEntries lists every config of t with its value and source, as
+// DescribeConfigs does. t may be the unregistered topic a validate-only
+// CreateTopic returns, so a dry run can report the configs it would set.
+func (b *Broker) ConfigEntries(t *Topic) []ConfigEntry { return b.describeConfigs(t.Configs()) }
+
+// brokerSynonyms names the broker-level setting (Kafka's server.properties
+// name) whose value is each topic config's default.
+var brokerSynonyms = map[string]string{
+	"cleanup.policy":         "log.cleanup.policy",
+	"retention.ms":           "log.retention.ms",
+	"retention.bytes":        "log.retention.bytes",
+	"segment.bytes":          "log.segment.bytes",
+	"segment.ms":             "log.roll.ms",
+	"max.message.bytes":      "message.max.bytes",
+	"message.timestamp.type": "log.message.timestamp.type",
+	"compression.type":       "compression.type",
+	"min.insync.replicas":    "min.insync.replicas",
+}
+
+// StaticConfigs lists the node's broker-level settings under Kafka's names,
+// sorted by name. They are read-only and come from the static configuration:
+// Weir changes no broker config at run time.
+func (b *Broker) StaticConfigs() []ConfigEntry {
+	static := func(name, value, doc string, typ ConfigType) ConfigEntry {
+		return ConfigEntry{Name: name, Value: value, Source: SourceStaticBroker, ReadOnly: true, Doc: doc, Type: typ}
+	}
+	out := []ConfigEntry{
+		static("num.partitions", strconv.Itoa(int(b.opts.DefaultPartitions)), "partitions of topics created without a count", TypeInt),
+		static("auto.create.topics.enable", strconv.FormatBool(b.opts.AutoCreateTopics), "create unknown topics when clients ask for them", TypeBoolean),
+		static("default.replication.factor", "1", "a single node holds one replica of every partition", TypeInt),
+	}
+	for _, d := range configDefs {
+		if name, ok := brokerSynonyms[d.name]; ok {
+			out = append(out, static(name, d.def(&b.opts), d.doc, d.typ))
+		}
+	}
+	slices.SortFunc(out, func(x, y ConfigEntry) int { return strings.Compare(x.Name, y.Name) })
+	return out
+}

@@ -79,6 +79,9 @@ func (p *Partition) Append(records []byte) (Appended, error) {
 		if h.NumRecords == 0 {
 			return Appended{}, fmt.Errorf("%w: batch without records", ErrCorruptMessage)
 		}
+		// Producers send 0 or -1; a single node has no leader epochs, so
+		// store -1 (not covered by the CRC), as Metadata reports.
+		batch.SetPartitionLeaderEpoch(one, -1)
 		hdrs = append(hdrs, h)
 		rest = r
 	}

@@ -55,6 +55,16 @@ type Config struct {
 	RetentionBytes int64 `koanf:"retention-bytes"`
 	// MaxMessageBytes is the default max.message.bytes.
 	MaxMessageBytes int32 `koanf:"max-message-bytes"`
+	// GroupInitialRebalanceDelay holds an empty group's first rebalance
+	// open for more members (group.initial.rebalance.delay.ms).
+	GroupInitialRebalanceDelay time.Duration `koanf:"group-initial-rebalance-delay"`
+	// GroupMinSessionTimeout and GroupMaxSessionTimeout bound consumer
+	// session timeouts (group.min/max.session.timeout.ms).
+	GroupMinSessionTimeout time.Duration `koanf:"group-min-session-timeout"`
+	GroupMaxSessionTimeout time.Duration `koanf:"group-max-session-timeout"`
+	// OffsetsRetention keeps an empty group's offsets this long
+	// (offsets.retention.minutes).
+	OffsetsRetention time.Duration `koanf:"offsets-retention"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `koanf:"log-level"`
 	// LogFormat is text or json.
@@ -65,20 +75,24 @@ type Config struct {
 // loopback, data in ./weir-data, durable acks.
 func Defaults() Config {
 	return Config{
-		DataDir:           "./weir-data",
-		KafkaAddr:         "127.0.0.1:9092",
-		HTTPAddr:          "127.0.0.1:8080",
-		RegistryAddr:      "127.0.0.1:8081",
-		AutoCreateTopics:  true,
-		DefaultPartitions: 1,
-		Durability:        DurabilityAlways,
-		SyncInterval:      time.Second,
-		SegmentBytes:      1 << 30,
-		RetentionMs:       7 * 24 * 3600 * 1000,
-		RetentionBytes:    -1,
-		MaxMessageBytes:   1048588,
-		LogLevel:          "info",
-		LogFormat:         "text",
+		DataDir:                    "./weir-data",
+		KafkaAddr:                  "127.0.0.1:9092",
+		HTTPAddr:                   "127.0.0.1:8080",
+		RegistryAddr:               "127.0.0.1:8081",
+		AutoCreateTopics:           true,
+		DefaultPartitions:          1,
+		Durability:                 DurabilityAlways,
+		SyncInterval:               time.Second,
+		SegmentBytes:               1 << 30,
+		RetentionMs:                7 * 24 * 3600 * 1000,
+		RetentionBytes:             -1,
+		MaxMessageBytes:            1048588,
+		GroupInitialRebalanceDelay: 3 * time.Second,
+		GroupMinSessionTimeout:     6 * time.Second,
+		GroupMaxSessionTimeout:     30 * time.Minute,
+		OffsetsRetention:           7 * 24 * time.Hour,
+		LogLevel:                   "info",
+		LogFormat:                  "text",
 	}
 }
 
@@ -115,6 +129,15 @@ func (c Config) Validate() error {
 	}
 	if c.MaxMessageBytes < 0 {
 		errs = append(errs, fmt.Errorf("max-message-bytes %d: must not be negative", c.MaxMessageBytes))
+	}
+	if c.GroupInitialRebalanceDelay < 0 {
+		errs = append(errs, fmt.Errorf("group-initial-rebalance-delay %v: must not be negative", c.GroupInitialRebalanceDelay))
+	}
+	if c.GroupMinSessionTimeout <= 0 || c.GroupMaxSessionTimeout < c.GroupMinSessionTimeout {
+		errs = append(errs, fmt.Errorf("group session timeouts [%v, %v]: want 0 < min <= max", c.GroupMinSessionTimeout, c.GroupMaxSessionTimeout))
+	}
+	if c.OffsetsRetention <= 0 {
+		errs = append(errs, fmt.Errorf("offsets-retention %v: must be positive", c.OffsetsRetention))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

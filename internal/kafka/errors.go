@@ -8,6 +8,7 @@ import (
 
 	"github.com/weirhq/weir/internal/broker"
 	"github.com/weirhq/weir/internal/commitlog"
+	"github.com/weirhq/weir/internal/group"
 )
 
 // errorCodes maps domain errors to Kafka error codes, first match wins. It is
@@ -41,6 +42,24 @@ var errorCodes = []struct {
 	{broker.ErrClosed, kerr.BrokerNotAvailable.Code},
 	{commitlog.ErrClosed, kerr.NotLeaderForPartition.Code},
 	{context.DeadlineExceeded, kerr.RequestTimedOut.Code},
+	{group.ErrInvalidGroupID, kerr.InvalidGroupID.Code},
+	{group.ErrUnknownMemberID, kerr.UnknownMemberID.Code},
+	{group.ErrMemberIDRequired, kerr.MemberIDRequired.Code},
+	{group.ErrIllegalGeneration, kerr.IllegalGeneration.Code},
+	{group.ErrRebalanceInProgress, kerr.RebalanceInProgress.Code},
+	{group.ErrInconsistentProtocol, kerr.InconsistentGroupProtocol.Code},
+	{group.ErrInvalidSessionTimeout, kerr.InvalidSessionTimeout.Code},
+	{group.ErrFencedInstanceID, kerr.FencedInstanceID.Code},
+	{group.ErrGroupNotFound, kerr.GroupIDNotFound.Code},
+	{group.ErrNonEmptyGroup, kerr.NonEmptyGroup.Code},
+	{group.ErrOffsetMetadataTooLarge, kerr.OffsetMetadataTooLarge.Code},
+	{group.ErrGroupMaxSizeReached, kerr.GroupMaxSizeReached.Code},
+	{group.ErrGroupSubscribedToTopic, kerr.GroupSubscribedToTopic.Code},
+	{group.ErrCoordinatorNotAvailable, kerr.CoordinatorNotAvailable.Code},
+	{group.ErrStopped, kerr.CoordinatorNotAvailable.Code},
+	{errUnknownTopicID, kerr.UnknownTopicID.Code},
+	{errInvalidReplicaAssignment, kerr.InvalidReplicaAssignment.Code},
+	{errUnsupportedEndpointType, kerr.UnsupportedEndpointType.Code},
 }
 
 // errorCode returns the Kafka error code for err: 0 for nil, the code of the

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
-	"log/slog"
 	"strings"
 	"testing"
 
@@ -15,7 +14,7 @@ import (
 // allKeysServer returns a Server that accepts every request kmsg knows at
 // every version kmsg knows, so parseRequest reaches every kmsg decoder.
 func allKeysServer(t testing.TB) *Server {
-	s, err := NewServer(Options{Logger: slog.New(slog.DiscardHandler), Broker: testBroker(t)})
+	s, err := NewServer(testOptions(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"github.com/weirhq/weir/internal/broker"
+	"github.com/weirhq/weir/internal/group"
 	"github.com/weirhq/weir/internal/vfs"
 	"io"
 	"log/slog"
@@ -52,7 +53,7 @@ func newTestServer(t testing.TB, opts Options) (*Server, *logSink) {
 	logs := &logSink{t: t}
 	opts.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	if opts.Broker == nil {
-		opts.Broker = testBroker(t)
+		opts.Broker, opts.Groups = testBackend(t)
 	}
 	s, err := NewServer(opts)
 	if err != nil {
@@ -214,14 +215,28 @@ func isReset(err error) bool {
 	return errors.As(err, &op) && !op.Timeout() && strings.Contains(op.Err.Error(), "reset")
 }
 
-// testBroker is a real broker on an in-memory filesystem, closed with the
-// test.
-func testBroker(t testing.TB) *broker.Broker {
+// testBackend is a real broker on an in-memory filesystem and a group
+// coordinator on it (no initial rebalance delay), closed with the test.
+func testBackend(t testing.TB) (*broker.Broker, *group.Service) {
 	t.Helper()
 	b, err := broker.Open(broker.Options{FS: vfs.NewMem(), Dir: "/data", AutoCreateTopics: true, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = b.Close() })
-	return b
+	store, err := OpenGroupStore(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := group.NewService(group.ServiceOptions{Store: store, Config: group.Config{InitialRebalanceDelay: -1}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close(); _ = b.Close() })
+	return b, g
+}
+
+// testOptions returns Options with a test backend.
+func testOptions(t testing.TB) Options {
+	b, g := testBackend(t)
+	return Options{Logger: slog.New(slog.DiscardHandler), Broker: b, Groups: g}
 }

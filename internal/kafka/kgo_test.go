@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -17,19 +16,14 @@ func TestFranzGoProduceConsume(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
-	adm, err := kgo.NewClient(kgo.SeedBrokers(ts.addr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer adm.Close()
-	if _, err := kadm.NewClient(adm).CreateTopic(ctx, 3, 1, nil, "events"); err != nil {
-		t.Fatal(err)
-	}
-
-	for _, codec := range []kgo.CompressionCodec{kgo.NoCompression(), kgo.GzipCompression(), kgo.SnappyCompression(), kgo.Lz4Compression(), kgo.ZstdCompression()} {
-		t.Run(fmt.Sprint(codec), func(t *testing.T) {
-			topic := fmt.Sprintf("c-%v", codec)
-			if _, err := kadm.NewClient(adm).CreateTopic(ctx, 3, 1, nil, topic); err != nil {
+	for _, tc := range []struct {
+		name  string
+		codec kgo.CompressionCodec
+	}{{"none", kgo.NoCompression()}, {"gzip", kgo.GzipCompression()}, {"snappy", kgo.SnappyCompression()}, {"lz4", kgo.Lz4Compression()}, {"zstd", kgo.ZstdCompression()}} {
+		codec := tc.codec
+		t.Run(tc.name, func(t *testing.T) {
+			topic := "codec-" + tc.name
+			if _, err := ts.opts.Broker.CreateTopic(topic, 3, nil, false); err != nil {
 				t.Fatal(err)
 			}
 			cl, err := kgo.NewClient(kgo.SeedBrokers(ts.addr), kgo.ProducerBatchCompression(codec), kgo.DefaultProduceTopic(topic))

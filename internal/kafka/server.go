@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/weirhq/weir/internal/broker"
+	"github.com/weirhq/weir/internal/group"
 )
 
 // Defaults applied by Options.Defaults to zero-valued fields.
@@ -47,6 +48,9 @@ type Options struct {
 	// Required.
 	Broker *broker.Broker
 
+	// Groups is the consumer-group coordinator. Required.
+	Groups *group.Service
+
 	// ClusterID is the cluster id returned by Metadata and DescribeCluster.
 	ClusterID string
 
@@ -84,6 +88,8 @@ func (o Options) Validate() error {
 	switch {
 	case o.Broker == nil:
 		return errors.New("kafka: Options.Broker is required")
+	case o.Groups == nil:
+		return errors.New("kafka: Options.Groups is required")
 	case o.MaxFrameBytes < 64:
 		return fmt.Errorf("kafka: MaxFrameBytes %d below 64", o.MaxFrameBytes)
 	case o.MaxConnections < 1:

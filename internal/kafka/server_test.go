@@ -1,14 +1,13 @@
 package kafka
 
 import (
-	"log/slog"
 	"net"
 	"testing"
 	"time"
 )
 
 func TestOptions(t *testing.T) {
-	d := Options{Broker: testBroker(t)}.Defaults()
+	d := testOptions(t).Defaults()
 	if d.Logger == nil || d.MaxFrameBytes != 100<<20 || d.MaxConnections != 10000 || d.IdleTimeout != 10*time.Minute {
 		t.Fatalf("defaults %+v", d)
 	}
@@ -25,7 +24,7 @@ func TestOptions(t *testing.T) {
 		"no broker":            {},
 	} {
 		if name != "no broker" {
-			o.Broker = d.Broker
+			o.Broker, o.Groups = d.Broker, d.Groups
 		}
 		if _, err := NewServer(o); err == nil {
 			t.Errorf("%s: NewServer accepted %+v", name, o)
@@ -34,7 +33,7 @@ func TestOptions(t *testing.T) {
 }
 
 func TestServeAfterCloseAndSeveralListeners(t *testing.T) {
-	s, err := NewServer(Options{Logger: slog.New(slog.DiscardHandler), Broker: testBroker(t)})
+	s, err := NewServer(testOptions(t))
 	if err != nil {
 		t.Fatal(err)
 	}

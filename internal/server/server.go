@@ -17,6 +17,7 @@ import (
 	"github.com/weirhq/weir/internal/broker"
 	"github.com/weirhq/weir/internal/commitlog"
 	"github.com/weirhq/weir/internal/config"
+	"github.com/weirhq/weir/internal/group"
 	"github.com/weirhq/weir/internal/kafka"
 	"github.com/weirhq/weir/internal/vfs"
 )
@@ -26,6 +27,7 @@ type Server struct {
 	cfg    config.Config
 	log    *slog.Logger
 	broker *broker.Broker
+	groups *group.Service
 	kafka  *kafka.Server
 	kln    net.Listener
 
@@ -76,9 +78,34 @@ func Start(cfg config.Config, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("server: open data dir %s: %w", cfg.DataDir, err)
 	}
 	s := &Server{cfg: cfg, log: opts.Logger, broker: b, serveErr: make(chan error, 1)}
+	store, err := kafka.OpenGroupStore(b)
+	if err != nil {
+		_ = b.Close()
+		return nil, err
+	}
+	delay := cfg.GroupInitialRebalanceDelay
+	if delay == 0 {
+		delay = -1 // group.Config reads 0 as "default"
+	}
+	groups, err := group.NewService(group.ServiceOptions{
+		Store:  store,
+		Logger: opts.Logger,
+		Config: group.Config{
+			MinSessionTimeout:     cfg.GroupMinSessionTimeout,
+			MaxSessionTimeout:     cfg.GroupMaxSessionTimeout,
+			InitialRebalanceDelay: delay,
+			OffsetsRetention:      cfg.OffsetsRetention,
+		},
+	})
+	if err != nil {
+		_ = b.Close()
+		return nil, fmt.Errorf("server: load consumer groups: %w", err)
+	}
+	s.groups = groups
 
 	ln, err := net.Listen("tcp", cfg.KafkaAddr)
 	if err != nil {
+		groups.Close()
 		_ = b.Close()
 		return nil, fmt.Errorf("server: listen on kafka address %s: %w", cfg.KafkaAddr, err)
 	}
@@ -86,12 +113,14 @@ func Start(cfg config.Config, opts Options) (*Server, error) {
 	host, port, err := advertised(cfg.AdvertisedKafkaAddr, ln.Addr())
 	if err != nil {
 		_ = ln.Close()
+		groups.Close()
 		_ = b.Close()
 		return nil, err
 	}
 	ks, err := kafka.NewServer(kafka.Options{
 		Logger:         opts.Logger,
 		Broker:         b,
+		Groups:         groups,
 		ClusterID:      b.ClusterID(),
 		NodeID:         0,
 		AdvertisedHost: host,
@@ -99,6 +128,7 @@ func Start(cfg config.Config, opts Options) (*Server, error) {
 	})
 	if err != nil {
 		_ = ln.Close()
+		groups.Close()
 		_ = b.Close()
 		return nil, err
 	}
@@ -139,6 +169,7 @@ func (s *Server) Close() error {
 		start := time.Now()
 		err1 := s.kafka.Close()
 		s.wg.Wait()
+		s.groups.Close()
 		err2 := s.broker.Close()
 		s.closeErr = errors.Join(err1, err2)
 		s.log.Info("weir: stopped", "took", time.Since(start).Round(time.Millisecond))
@@ -178,4 +209,3 @@ func advertised(cfgAddr string, bound net.Addr) (string, int32, error) {
 	}
 	return host, int32(port), nil
 }
-

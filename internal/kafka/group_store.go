@@ -1,0 +1,187 @@
+package kafka
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/weirhq/weir/internal/batch"
+	"github.com/weirhq/weir/internal/broker"
+	"github.com/weirhq/weir/internal/group"
+)
+
+// OffsetsTopic is Kafka's internal topic for group metadata and committed
+// offsets; Weir stores them there in Kafka's own record format, so tools
+// that read __consumer_offsets understand it.
+const OffsetsTopic = "__consumer_offsets"
+
+// GroupStore persists the group coordinator's records to partition 0 of
+// __consumer_offsets. Appends come from the coordinator goroutine only.
+type GroupStore struct {
+	b *broker.Broker
+	p *broker.Partition
+}
+
+// OpenGroupStore creates (if needed) the offsets topic and returns a store
+// on it.
+func OpenGroupStore(b *broker.Broker) (*GroupStore, error) {
+	if _, err := b.Topic(OffsetsTopic); err != nil {
+		if _, err := b.CreateTopic(OffsetsTopic, 1, map[string]string{"cleanup.policy": "compact"}, false); err != nil {
+			return nil, fmt.Errorf("kafka: create %s: %w", OffsetsTopic, err)
+		}
+	}
+	p, err := b.Partition(OffsetsTopic, 0)
+	if err != nil {
+		return nil, err
+	}
+	return &GroupStore{b: b, p: p}, nil
+}
+
+// Append writes the records as one batch; the returned wait blocks until
+// the batch is durable.
+func (s *GroupStore) Append(recs []group.Record) (func(context.Context) error, error) {
+	now := time.Now().UnixMilli()
+	out := make([]batch.Record, 0, len(recs))
+	for i, r := range recs {
+		k, v := encodeGroupRecord(r)
+		out = append(out, batch.Record{OffsetDelta: int32(i), Key: k, Value: v})
+	}
+	raw, err := batch.Build(batch.BuildOptions{BaseTimestamp: now}, out)
+	if err != nil {
+		return nil, err
+	}
+	a, err := s.p.Append(raw)
+	if err != nil {
+		return nil, err
+	}
+	p, next := s.p, a.LastOffset+1
+	return func(ctx context.Context) error { return p.WaitDurable(ctx, next) }, nil
+}
+
+// Load replays every record from the log start to the high watermark.
+func (s *GroupStore) Load(fn func(group.Record)) error {
+	off, hw := s.p.LogStartOffset(), s.p.HighWatermark()
+	for off < hw {
+		data, err := s.p.Read(off, 1<<20)
+		if err != nil {
+			return fmt.Errorf("kafka: read %s at %d: %w", OffsetsTopic, off, err)
+		}
+		if len(data) == 0 {
+			break
+		}
+		for len(data) > 0 {
+			one, rest, err := batch.Split(data)
+			if err != nil {
+				return fmt.Errorf("kafka: %s at %d: %w", OffsetsTopic, off, err)
+			}
+			data = rest
+			h, recs, err := batch.Records(one, 64<<20)
+			if err != nil {
+				return fmt.Errorf("kafka: %s at %d: %w", OffsetsTopic, off, err)
+			}
+			for _, r := range recs {
+				if r.Offset(h) < off {
+					continue
+				}
+				if gr, ok := decodeGroupRecord(r.Key, r.Value); ok {
+					fn(gr)
+				}
+			}
+			off = h.LastOffset() + 1
+		}
+	}
+	return nil
+}
+
+func encodeGroupRecord(r group.Record) (key, value []byte) {
+	if r.IsOffset {
+		k := kmsg.OffsetCommitKey{Version: 1, Group: r.Group, Topic: r.Topic, Partition: r.Partition}
+		key = k.AppendTo(nil)
+		if r.Offset != nil {
+			v := kmsg.NewOffsetCommitValue()
+			v.Version = 3
+			v.Offset, v.LeaderEpoch, v.Metadata = r.Offset.Offset, r.Offset.LeaderEpoch, r.Offset.Metadata
+			v.CommitTimestamp = r.Offset.CommitTime.UnixMilli()
+			value = v.AppendTo(nil)
+		}
+		return key, value
+	}
+	k := kmsg.GroupMetadataKey{Version: 2, Group: r.Group}
+	key = k.AppendTo(nil)
+	if m := r.Meta; m != nil {
+		v := kmsg.NewGroupMetadataValue()
+		v.Version = 3
+		v.ProtocolType, v.Generation = m.ProtocolType, m.Generation
+		if m.Protocol != "" {
+			v.Protocol = &m.Protocol
+		}
+		if m.Leader != "" {
+			v.Leader = &m.Leader
+		}
+		v.CurrentStateTimestamp = m.StateTime.UnixMilli()
+		for _, ms := range m.Members {
+			vm := kmsg.NewGroupMetadataValueMember()
+			vm.MemberID, vm.InstanceID, vm.ClientID, vm.ClientHost = ms.MemberID, ms.InstanceID, ms.ClientID, ms.ClientHost
+			vm.RebalanceTimeoutMillis = int32(ms.RebalanceTimeout.Milliseconds())
+			vm.SessionTimeoutMillis = int32(ms.SessionTimeout.Milliseconds())
+			vm.Subscription, vm.Assignment = ms.Subscription, ms.Assignment
+			v.Members = append(v.Members, vm)
+		}
+		value = v.AppendTo(nil)
+	}
+	return key, value
+}
+
+// decodeGroupRecord parses a __consumer_offsets record; ok is false for
+// record kinds Weir does not use (they are skipped, not fatal).
+func decodeGroupRecord(key, value []byte) (group.Record, bool) {
+	if len(key) < 2 {
+		return group.Record{}, false
+	}
+	switch binary.BigEndian.Uint16(key) {
+	case 0, 1:
+		var k kmsg.OffsetCommitKey
+		if k.ReadFrom(key) != nil {
+			return group.Record{}, false
+		}
+		r := group.Record{Group: k.Group, IsOffset: true, TopicPartition: group.TopicPartition{Topic: k.Topic, Partition: k.Partition}}
+		if value != nil {
+			var v kmsg.OffsetCommitValue
+			if v.ReadFrom(value) != nil {
+				return group.Record{}, false
+			}
+			r.Offset = &group.Offset{Offset: v.Offset, LeaderEpoch: v.LeaderEpoch, Metadata: v.Metadata, CommitTime: time.UnixMilli(v.CommitTimestamp)}
+		}
+		return r, true
+	case 2:
+		var k kmsg.GroupMetadataKey
+		if k.ReadFrom(key) != nil {
+			return group.Record{}, false
+		}
+		r := group.Record{Group: k.Group}
+		if value != nil {
+			var v kmsg.GroupMetadataValue
+			if v.ReadFrom(value) != nil {
+				return group.Record{}, false
+			}
+			m := &group.Snapshot{ProtocolType: v.ProtocolType, Generation: v.Generation, StateTime: time.UnixMilli(v.CurrentStateTimestamp)}
+			if v.Protocol != nil {
+				m.Protocol = *v.Protocol
+			}
+			if v.Leader != nil {
+				m.Leader = *v.Leader
+			}
+			for _, vm := range v.Members {
+				m.Members = append(m.Members, group.MemberSnapshot{MemberID: vm.MemberID, InstanceID: vm.InstanceID, ClientID: vm.ClientID,
+					ClientHost: vm.ClientHost, RebalanceTimeout: time.Duration(vm.RebalanceTimeoutMillis) * time.Millisecond,
+					SessionTimeout: time.Duration(vm.SessionTimeoutMillis) * time.Millisecond, Subscription: vm.Subscription, Assignment: vm.Assignment})
+			}
+			r.Meta = m
+		}
+		return r, true
+	}
+	return group.Record{}, false
+}
