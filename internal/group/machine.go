@@ -100,13 +100,29 @@ func (m *Machine) group(id string, now time.Time, create bool) *group {
 	return g
 }
 
-// fenced reports whether a static instance id is held by another member.
-func fenced(g *group, memberID string, instanceID *string) bool {
-	if instanceID == nil {
-		return false
+// checkMember validates the sender of a request as Kafka's
+// validateCurrentMember does: an instance id must be known (else
+// ErrUnknownMemberID) and held by memberID (else ErrFencedInstanceID);
+// memberID must be in the group.
+func checkMember(g *group, memberID string, instanceID *string) error {
+	if instanceID != nil {
+		cur, ok := g.static[*instanceID]
+		switch {
+		case !ok:
+			return ErrUnknownMemberID
+		case cur != memberID:
+			return ErrFencedInstanceID
+		}
 	}
-	cur, ok := g.static[*instanceID]
-	return ok && cur != memberID
+	if g.members[memberID] == nil {
+		return ErrUnknownMemberID
+	}
+	return nil
+}
+
+// full reports whether the group cannot take another member.
+func (m *Machine) full(g *group) bool {
+	return m.cfg.MaxGroupSize > 0 && len(g.members) >= m.cfg.MaxGroupSize
 }
 
 // Join handles JoinGroup. reply is called now or when the rebalance
@@ -145,38 +161,36 @@ func (m *Machine) Join(now time.Time, req JoinRequest, reply func(JoinResponse))
 				m.replaceStatic(now, g, old, req, reply)
 				return
 			}
-		} else if req.RequireKnownMemberID {
-			id := m.newID(req.ClientID)
+		}
+		// Kafka checks the size on both steps of a KIP-394 join.
+		if m.full(g) {
+			fail(ErrGroupMaxSizeReached)
+			return
+		}
+		id := m.newID(req.ClientID)
+		if req.InstanceID == nil && req.RequireKnownMemberID {
 			g.pending[id] = now.Add(req.SessionTimeout)
 			reply(JoinResponse{Err: ErrMemberIDRequired, MemberID: id, Generation: -1})
 			return
 		}
-		if m.cfg.MaxGroupSize > 0 && len(g.members) >= m.cfg.MaxGroupSize {
-			fail(ErrGroupMaxSizeReached)
-			return
-		}
-		m.addMember(now, g, m.newID(req.ClientID), req, reply)
+		m.addMember(now, g, id, req, reply)
 		return
 	}
 	if _, ok := g.pending[req.MemberID]; ok {
 		delete(g.pending, req.MemberID)
-		if m.cfg.MaxGroupSize > 0 && len(g.members) >= m.cfg.MaxGroupSize {
+		if m.full(g) {
 			fail(ErrGroupMaxSizeReached)
+			m.maybeCompleteJoin(now, g) // it no longer holds the rebalance
 			return
 		}
 		m.addMember(now, g, req.MemberID, req, reply)
 		return
 	}
-	if fenced(g, req.MemberID, req.InstanceID) {
-		fail(ErrFencedInstanceID)
+	if err := checkMember(g, req.MemberID, req.InstanceID); err != nil {
+		fail(err)
 		return
 	}
-	mem := g.members[req.MemberID]
-	if mem == nil {
-		fail(ErrUnknownMemberID)
-		return
-	}
-	m.rejoin(now, g, mem, req, reply)
+	m.rejoin(now, g, g.members[req.MemberID], req, reply)
 }
 
 // supported reports whether the group's members all support at least one
@@ -228,6 +242,12 @@ func (m *Machine) addMember(now time.Time, g *group, id string, req JoinRequest,
 func (m *Machine) rejoin(now time.Time, g *group, mem *member, req JoinRequest, reply func(JoinResponse)) {
 	mem.lastSeen = now
 	same := sameProtocols(mem.protocols, req.Protocols)
+	// update takes the request's protocols and timeouts, as Kafka's
+	// updateMember does, and parks the reply until the join completes.
+	update := func() {
+		mem.protocols, mem.sessionTimeout, mem.rebalanceTimeout = req.Protocols, req.SessionTimeout, req.RebalanceTimeout
+		mem.joinReply = reply
+	}
 	switch g.state {
 	case PreparingRebalance:
 		if mem.joinReply != nil {
@@ -235,8 +255,7 @@ func (m *Machine) rejoin(now time.Time, g *group, mem *member, req JoinRequest, 
 			// so its connection is not left hanging.
 			mem.joinReply(JoinResponse{Err: ErrRebalanceInProgress, MemberID: mem.id, Generation: -1})
 		}
-		mem.protocols, mem.sessionTimeout, mem.rebalanceTimeout = req.Protocols, req.SessionTimeout, req.RebalanceTimeout
-		mem.joinReply = reply
+		update()
 		m.maybeCompleteJoin(now, g)
 	case CompletingRebalance:
 		if same {
@@ -244,13 +263,11 @@ func (m *Machine) rejoin(now time.Time, g *group, mem *member, req JoinRequest, 
 			reply(m.joinResponse(g, mem))
 			return
 		}
-		mem.protocols = req.Protocols
-		mem.joinReply = reply
+		update()
 		m.prepareRebalance(now, g)
 	case Stable:
 		if mem.id == g.leader || !same {
-			mem.protocols = req.Protocols
-			mem.joinReply = reply
+			update()
 			m.prepareRebalance(now, g)
 			return
 		}
@@ -264,6 +281,7 @@ func (m *Machine) rejoin(now time.Time, g *group, mem *member, req JoinRequest, 
 // member id) the old member's place, fencing the old id (KIP-345).
 func (m *Machine) replaceStatic(now time.Time, g *group, oldID string, req JoinRequest, reply func(JoinResponse)) {
 	old := g.members[oldID]
+	currentLeader := g.leader
 	newID := m.newID(req.ClientID)
 	delete(g.members, oldID)
 	if old.joinReply != nil {
@@ -283,34 +301,37 @@ func (m *Machine) replaceStatic(now time.Time, g *group, oldID string, req JoinR
 	if g.leader == oldID {
 		g.leader = newID
 	}
-	if g.state == Stable && sameProtocols(old.protocols, req.Protocols) {
+	switch {
+	case g.state == Stable && sameProtocols(old.protocols, req.Protocols):
 		// Same subscription: no rebalance; the member syncs to get its
-		// current assignment back.
+		// current assignment back. As Kafka does without SkipAssignment
+		// (JoinGroup < v9), the reply names the leader as it was before
+		// the replacement and lists no members, so a restarted leader
+		// syncs as a follower instead of computing an assignment the
+		// Stable group would ignore.
 		m.persist([]Record{m.snapshotRecord(g, now)})
-		resp := m.joinResponse(g, old)
-		resp.Members = nil
-		if newID == g.leader {
-			resp.Members = m.joinMembers(g)
-		}
-		reply(resp)
-		return
+		reply(JoinResponse{Generation: g.generation, ProtocolType: g.protocolType, Protocol: g.protocol,
+			Leader: currentLeader, MemberID: newID})
+	case g.state == CompletingRebalance:
+		// The leader may be assigning under the old member id, which
+		// would leave the new id without an assignment: rebalance.
+		old.protocols, old.joinReply = req.Protocols, reply
+		m.prepareRebalance(now, g)
+	default:
+		m.rejoin(now, g, old, req, reply)
 	}
-	m.rejoin(now, g, old, JoinRequest{Protocols: req.Protocols, SessionTimeout: req.SessionTimeout, RebalanceTimeout: req.RebalanceTimeout}, reply)
 }
 
 func (m *Machine) prepareRebalance(now time.Time, g *group) {
 	if g.state == CompletingRebalance {
-		for _, mem := range g.members {
+		for _, mem := range g.sortedMembers() {
 			if mem.syncReply != nil {
 				mem.syncReply(SyncResponse{Err: ErrRebalanceInProgress})
 				mem.syncReply = nil
 			}
 		}
 	}
-	var timeout time.Duration
-	for _, mem := range g.members {
-		timeout = max(timeout, mem.rebalanceTimeout)
-	}
+	timeout := g.rebalanceTimeout()
 	g.initialUntil = time.Time{}
 	if g.state == Empty && m.cfg.InitialRebalanceDelay > 0 && len(g.members) > 0 {
 		g.initialUntil = now.Add(min(m.cfg.InitialRebalanceDelay, timeout))
@@ -339,13 +360,33 @@ func (m *Machine) maybeCompleteJoin(now time.Time, g *group) {
 }
 
 // completeJoin starts the next generation with the members that joined.
+// As in Kafka, dynamic members that did not rejoin are removed, while
+// static ones stay (KIP-345) until their session expires; they rejoin the
+// new generation later. Pending KIP-394 members stay pending.
 func (m *Machine) completeJoin(now time.Time, g *group) {
-	for id, mem := range g.members {
-		if mem.joinReply == nil {
-			m.removeMember(g, id)
+	joined := 0
+	for _, mem := range g.sortedMembers() {
+		switch {
+		case mem.joinReply != nil:
+			joined++
+		case mem.instanceID == nil:
+			m.removeMember(g, mem.id)
 		}
 	}
-	clear(g.pending)
+	if len(g.members) > 0 && joined == 0 {
+		// Only static members that have not rejoined are left: wait
+		// another rebalance timeout for them to rejoin or expire.
+		g.rebalanceDeadline = now.Add(g.rebalanceTimeout())
+		return
+	}
+	if l := g.members[g.leader]; l == nil || l.joinReply == nil {
+		for _, mem := range g.sortedMembers() {
+			if mem.joinReply != nil {
+				g.leader = mem.id
+				break
+			}
+		}
+	}
 	g.generation++
 	g.initialUntil = time.Time{}
 	if len(g.members) == 0 {
@@ -355,17 +396,24 @@ func (m *Machine) completeJoin(now time.Time, g *group) {
 		return
 	}
 	g.protocol = m.chooseProtocol(g)
-	if g.members[g.leader] == nil {
-		g.leader = g.sortedMembers()[0].id
-	}
 	g.setState(CompletingRebalance, now)
 	for _, mem := range g.sortedMembers() {
 		mem.assignment = nil
 		mem.lastSeen = now
-		r := mem.joinReply
-		mem.joinReply = nil
-		r(m.joinResponse(g, mem))
+		if r := mem.joinReply; r != nil {
+			mem.joinReply = nil
+			r(m.joinResponse(g, mem))
+		}
 	}
+}
+
+// rebalanceTimeout is the longest rebalance timeout of the members.
+func (g *group) rebalanceTimeout() time.Duration {
+	var timeout time.Duration
+	for _, mem := range g.members {
+		timeout = max(timeout, mem.rebalanceTimeout)
+	}
+	return timeout
 }
 
 func (m *Machine) joinResponse(g *group, mem *member) JoinResponse {
@@ -469,15 +517,12 @@ func (m *Machine) Sync(now time.Time, req SyncRequest, reply func(SyncResponse))
 		reply(SyncResponse{Err: ErrUnknownMemberID})
 		return
 	}
-	if fenced(g, req.MemberID, req.InstanceID) {
-		reply(SyncResponse{Err: ErrFencedInstanceID})
+	if err := checkMember(g, req.MemberID, req.InstanceID); err != nil {
+		reply(SyncResponse{Err: err})
 		return
 	}
 	mem := g.members[req.MemberID]
 	switch {
-	case mem == nil:
-		reply(SyncResponse{Err: ErrUnknownMemberID})
-		return
 	case req.Generation != g.generation:
 		reply(SyncResponse{Err: ErrIllegalGeneration})
 		return
@@ -520,13 +565,10 @@ func (m *Machine) Heartbeat(now time.Time, req HeartbeatRequest) error {
 	if g == nil {
 		return ErrUnknownMemberID
 	}
-	if fenced(g, req.MemberID, req.InstanceID) {
-		return ErrFencedInstanceID
+	if err := checkMember(g, req.MemberID, req.InstanceID); err != nil {
+		return err
 	}
 	mem := g.members[req.MemberID]
-	if mem == nil {
-		return ErrUnknownMemberID
-	}
 	if req.Generation != g.generation {
 		return ErrIllegalGeneration
 	}
@@ -538,13 +580,17 @@ func (m *Machine) Heartbeat(now time.Time, req HeartbeatRequest) error {
 }
 
 // Leave handles LeaveGroup; it returns one error per member (v3+ batch).
+// As in Kafka, members of an unknown group each get ErrUnknownMemberID.
 func (m *Machine) Leave(now time.Time, groupID string, members []LeaveMember) (errs []error, err error) {
+	errs = make([]error, len(members))
 	g := m.groups[groupID]
 	if g == nil {
-		return nil, ErrUnknownMemberID
+		for i := range errs {
+			errs[i] = ErrUnknownMemberID
+		}
+		return errs, nil
 	}
-	errs = make([]error, len(members))
-	left := false
+	left, pendingLeft := false, false
 	for i, lm := range members {
 		id := lm.MemberID
 		if lm.InstanceID != nil {
@@ -562,6 +608,7 @@ func (m *Machine) Leave(now time.Time, groupID string, members []LeaveMember) (e
 		if g.members[id] == nil {
 			if _, ok := g.pending[id]; ok {
 				delete(g.pending, id)
+				pendingLeft = true
 				continue
 			}
 			errs[i] = ErrUnknownMemberID
@@ -570,13 +617,12 @@ func (m *Machine) Leave(now time.Time, groupID string, members []LeaveMember) (e
 		m.removeMember(g, id)
 		left = true
 	}
-	if left {
-		switch g.state {
-		case PreparingRebalance:
-			m.maybeCompleteJoin(now, g)
-		case CompletingRebalance, Stable:
-			m.prepareRebalance(now, g)
-		}
+	switch {
+	case left && (g.state == CompletingRebalance || g.state == Stable):
+		m.prepareRebalance(now, g)
+	case (left || pendingLeft) && g.state == PreparingRebalance:
+		// The rebalance may have been waiting for a pending member.
+		m.maybeCompleteJoin(now, g)
 	}
 	return errs, nil
 }
@@ -597,8 +643,8 @@ func (m *Machine) Tick(now time.Time) {
 			}
 		}
 		for _, mem := range g.sortedMembers() {
-			if mem.joinReply != nil || mem.syncReply != nil {
-				continue // waiting on us, not expected to heartbeat
+			if g.members[mem.id] != mem || mem.joinReply != nil || mem.syncReply != nil {
+				continue // gone already, or waiting on us and not expected to heartbeat
 			}
 			if !now.Before(mem.lastSeen.Add(mem.sessionTimeout)) {
 				m.memberGone(now, g, mem.id)

@@ -21,15 +21,19 @@ func (m *Machine) Commit(now time.Time, req CommitRequest) (errs []error, recs [
 		return nil, nil, ErrIllegalGeneration
 	case req.Generation < 0 && g.state == Empty:
 		// A "simple" commit by a client managing its own partitions.
-	case fenced(g, req.MemberID, req.InstanceID):
-		return nil, nil, ErrFencedInstanceID
-	case g.state == CompletingRebalance:
-		return nil, nil, ErrRebalanceInProgress
-	case g.members[req.MemberID] == nil:
-		return nil, nil, ErrUnknownMemberID
-	case req.Generation != g.generation:
-		return nil, nil, ErrIllegalGeneration
 	default:
+		// Kafka's order: member, then generation, then state (a commit
+		// is allowed while PreparingRebalance; the heartbeat tells the
+		// member to rejoin).
+		if err := checkMember(g, req.MemberID, req.InstanceID); err != nil {
+			return nil, nil, err
+		}
+		if req.Generation != g.generation {
+			return nil, nil, ErrIllegalGeneration
+		}
+		if g.state == CompletingRebalance {
+			return nil, nil, ErrRebalanceInProgress
+		}
 		g.members[req.MemberID].lastSeen = now
 	}
 	errs = make([]error, len(req.Offsets))
@@ -105,6 +109,8 @@ func (m *Machine) List(states []State) []Listing {
 func (m *Machine) Delete(groupID string) ([]Record, error) {
 	g := m.groups[groupID]
 	switch {
+	case groupID == "":
+		return nil, ErrInvalidGroupID
 	case g == nil:
 		return nil, ErrGroupNotFound
 	case g.state != Empty || len(g.members) > 0:
@@ -123,6 +129,10 @@ func (m *Machine) DeleteOffsets(groupID string, tps []TopicPartition, subscribed
 	g := m.groups[groupID]
 	if g == nil {
 		return nil, nil, ErrGroupNotFound
+	}
+	if g.state != Empty && g.protocolType != "consumer" {
+		// Only consumer groups' subscriptions are known (Kafka).
+		return nil, nil, ErrNonEmptyGroup
 	}
 	errs := make([]error, len(tps))
 	var del []TopicPartition

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
+	"sync"
 	"time"
 )
 
@@ -39,6 +40,15 @@ type Service struct {
 	events  chan func(now time.Time)
 	stop    chan struct{}
 	stopped chan struct{}
+	// ctx ends at Close; it cuts short waits for durability.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	// mu guards waiting: the replies of JoinGroup and SyncGroup calls not
+	// answered yet, which Close answers with ErrStopped.
+	mu      sync.Mutex
+	closed  bool
+	waiting map[any]func()
 }
 
 // ErrStopped is returned for requests after Close.
@@ -65,12 +75,15 @@ func NewService(opts ServiceOptions) (*Service, error) {
 			return clientID + "-" + hex.EncodeToString(b[:])
 		}
 	}
-	s := &Service{opts: opts, events: make(chan func(time.Time), 1024), stop: make(chan struct{}), stopped: make(chan struct{})}
+	s := &Service{opts: opts, events: make(chan func(time.Time), 1024), stop: make(chan struct{}), stopped: make(chan struct{}),
+		waiting: map[any]func(){}}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.m = NewMachine(opts.Config, opts.NewMemberID, s.persistAsync)
 	if opts.Store != nil {
 		now := opts.Now()
 		n := 0
 		if err := opts.Store.Load(func(r Record) { s.m.Restore(now, r); n++ }); err != nil {
+			s.cancel()
 			return nil, err
 		}
 		opts.Logger.Info("group: coordinator loaded", "records", n, "groups", len(s.m.groups))
@@ -105,7 +118,9 @@ func (s *Service) loop() {
 	}
 }
 
-// Close stops the loop. Waiting callers see their contexts end.
+// Close stops the loop. Callers still waiting for a JoinGroup or
+// SyncGroup reply, a result or durability get ErrStopped. Close is not
+// safe to call concurrently with itself.
 func (s *Service) Close() {
 	select {
 	case <-s.stop:
@@ -113,6 +128,39 @@ func (s *Service) Close() {
 		close(s.stop)
 	}
 	<-s.stopped
+	s.cancel()
+	s.mu.Lock()
+	s.closed = true
+	waiting := s.waiting
+	s.waiting = nil
+	s.mu.Unlock()
+	for _, stopped := range waiting {
+		stopped()
+	}
+}
+
+// await registers the ErrStopped reply for a Join or Sync caller keyed by
+// its channel; false if the service is closed.
+func (s *Service) await(key any, stopped func()) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.waiting[key] = stopped
+	return true
+}
+
+// answered deregisters key; false if Close has answered it already. It
+// makes sure each caller gets exactly one reply.
+func (s *Service) answered(key any) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.waiting[key]; !ok {
+		return false
+	}
+	delete(s.waiting, key)
+	return true
 }
 
 // post runs f on the loop; false if the service is stopped.
@@ -125,22 +173,57 @@ func (s *Service) post(f func(now time.Time)) bool {
 	}
 }
 
-// Join posts a JoinGroup; the channel yields once the rebalance allows.
+// Join posts a JoinGroup; the channel yields once the rebalance allows,
+// or ErrStopped at Close.
 func (s *Service) Join(req JoinRequest) <-chan JoinResponse {
 	ch := make(chan JoinResponse, 1)
-	if !s.post(func(now time.Time) { s.m.Join(now, req, func(r JoinResponse) { ch <- r }) }) {
-		ch <- JoinResponse{Err: ErrStopped, Generation: -1}
+	stopped := func() { ch <- JoinResponse{Err: ErrStopped, MemberID: req.MemberID, Generation: -1} }
+	if !s.await(ch, stopped) {
+		stopped()
+		return ch
+	}
+	reply := func(r JoinResponse) {
+		if s.answered(ch) {
+			ch <- r
+		}
+	}
+	if !s.post(func(now time.Time) { s.m.Join(now, req, reply) }) && s.answered(ch) {
+		stopped()
 	}
 	return ch
 }
 
-// Sync posts a SyncGroup; the channel yields once the leader assigned.
+// Sync posts a SyncGroup; the channel yields once the leader assigned, or
+// ErrStopped at Close.
 func (s *Service) Sync(req SyncRequest) <-chan SyncResponse {
 	ch := make(chan SyncResponse, 1)
-	if !s.post(func(now time.Time) { s.m.Sync(now, req, func(r SyncResponse) { ch <- r }) }) {
-		ch <- SyncResponse{Err: ErrStopped}
+	stopped := func() { ch <- SyncResponse{Err: ErrStopped} }
+	if !s.await(ch, stopped) {
+		stopped()
+		return ch
+	}
+	reply := func(r SyncResponse) {
+		if s.answered(ch) {
+			ch <- r
+		}
+	}
+	if !s.post(func(now time.Time) { s.m.Sync(now, req, reply) }) && s.answered(ch) {
+		stopped()
 	}
 	return ch
+}
+
+// durable waits for appended records to be durable; Close cuts the wait
+// short with ErrStopped.
+func (s *Service) durable(ctx context.Context, wait func(context.Context) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	defer context.AfterFunc(s.ctx, func() { cancel(ErrStopped) })()
+	err := wait(ctx)
+	if err != nil && errors.Is(context.Cause(ctx), ErrStopped) {
+		return ErrStopped
+	}
+	return err
 }
 
 // call runs f on the loop and waits for it.
@@ -208,7 +291,7 @@ func (s *Service) Commit(ctx context.Context, req CommitRequest) ([]error, error
 		return nil, r.err
 	}
 	if r.wait != nil {
-		if err := r.wait(ctx); err != nil {
+		if err := s.durable(ctx, r.wait); err != nil {
 			return nil, err
 		}
 	}
@@ -267,7 +350,7 @@ func (s *Service) Delete(ctx context.Context, groupIDs []string) ([]error, error
 		return nil, err
 	}
 	if r.wait != nil {
-		if err := r.wait(ctx); err != nil {
+		if err := s.durable(ctx, r.wait); err != nil {
 			return nil, err
 		}
 	}
@@ -296,7 +379,7 @@ func (s *Service) DeleteOffsets(ctx context.Context, groupID string, tps []Topic
 		return nil, r.err
 	}
 	if r.wait != nil {
-		if err := r.wait(ctx); err != nil {
+		if err := s.durable(ctx, r.wait); err != nil {
 			return nil, err
 		}
 	}

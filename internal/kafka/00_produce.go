@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -119,6 +120,9 @@ type produced struct {
 func (s *Server) produceOne(req *kmsg.ProduceRequest, topic string, rp kmsg.ProduceRequestTopicPartition) (produced, error) {
 	if req.Version < 3 {
 		return produced{}, kerr.UnsupportedForMessageFormat
+	}
+	if topic == OffsetsTopic {
+		return produced{}, fmt.Errorf("%w: clients may not produce to the internal topic %s", kerr.InvalidTopicException, topic)
 	}
 	p, err := s.opts.Broker.Partition(topic, rp.Partition)
 	if err != nil {

@@ -9,7 +9,9 @@ import (
 )
 
 // DeleteTopics v0-6: v5 adds error messages, v6 names topics by name or by
-// topic id. A topic's data is removed before the response is sent.
+// topic id. A topic's data is removed before the response is sent. Unlike
+// Kafka, whose check is only in its CLI, the broker refuses to delete
+// __consumer_offsets, on which the running group coordinator writes.
 func init() {
 	register(api{Key: 20, MinVersion: 0, MaxVersion: 6, Handle: (*Server).handleDeleteTopics})
 }
@@ -74,6 +76,9 @@ func (s *Server) deleteTopic(rt kmsg.DeleteTopicsRequestTopic) (string, [16]byte
 	t, err := b.Topic(name)
 	if err != nil {
 		return name, [16]byte{}, err
+	}
+	if isInternalTopic(name) {
+		return name, t.ID, fmt.Errorf("%w: %s is an internal topic and cannot be deleted", broker.ErrInvalidRequest, name)
 	}
 	return name, t.ID, b.DeleteTopic(name)
 }

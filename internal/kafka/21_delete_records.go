@@ -1,12 +1,17 @@
 package kafka
 
 import (
+	"fmt"
+
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/weirhq/weir/internal/broker"
 )
 
 // DeleteRecords v0-2: raises each partition's log start offset (-1 = the
 // high watermark). The new start is checkpointed durably before the
-// response, so TimeoutMillis has nothing to wait for.
+// response, so TimeoutMillis has nothing to wait for. Records of internal
+// topics cannot be deleted (INVALID_TOPIC_EXCEPTION, as in Kafka).
 func init() {
 	register(api{Key: 21, MinVersion: 0, MaxVersion: 2, Handle: (*Server).handleDeleteRecords})
 }
@@ -22,6 +27,9 @@ func (s *Server) handleDeleteRecords(_ *Conn, r kmsg.Request) Reply {
 			pr.Partition = rp.Partition
 			pr.LowWatermark = -1
 			p, err := s.opts.Broker.Partition(rt.Topic, rp.Partition)
+			if err == nil && isInternalTopic(rt.Topic) {
+				err = fmt.Errorf("%w: cannot delete records of internal topic %s", broker.ErrInvalidTopic, rt.Topic)
+			}
 			if err == nil {
 				var low int64
 				if low, err = p.DeleteRecords(rp.Offset); err == nil {

@@ -268,10 +268,11 @@ func TestDeleteTopics(t *testing.T) {
 	unknownID := [16]byte{1, 2, 3}
 	v6 := kmsg.NewPtrDeleteTopicsRequest()
 	v6.Version = 6
-	v6.Topics = []kmsg.DeleteTopicsRequestTopic{byID(bt.ID), byID(unknownID), both, byID([16]byte{}), byName("c")}
+	internal, _ := b.Topic(OffsetsTopic)
+	v6.Topics = []kmsg.DeleteTopicsRequestTopic{byID(bt.ID), byID(unknownID), both, byID([16]byte{}), byName("c"), byID(internal.ID)}
 	resp = cl.roundTrip(v6).(*kmsg.DeleteTopicsResponse)
-	if len(resp.Topics) != 5 {
-		t.Fatalf("v6: %d results, want 5", len(resp.Topics))
+	if len(resp.Topics) != 6 {
+		t.Fatalf("v6: %d results, want 6", len(resp.Topics))
 	}
 	want := []struct {
 		name *string
@@ -284,6 +285,7 @@ func TestDeleteTopics(t *testing.T) {
 		{strp("c"), ct.ID, kerr.InvalidRequest.Code, "not both"},
 		{nil, [16]byte{}, kerr.InvalidRequest.Code, "required"},
 		{strp("c"), ct.ID, 0, ""},
+		{strp(OffsetsTopic), internal.ID, kerr.InvalidRequest.Code, "internal topic"},
 	}
 	for i, w := range want {
 		got := resp.Topics[i]
@@ -292,8 +294,8 @@ func TestDeleteTopics(t *testing.T) {
 		}
 		wantError(t, "v6 result", got.ErrorCode, got.ErrorMessage, w.code, true, w.msg)
 	}
-	if len(b.Topics()) != 0 {
-		t.Errorf("topics left: %d (%s), want 0", len(b.Topics()), b.Topics()[0].Name)
+	if left := b.Topics(); len(left) != 1 || left[0].Name != OffsetsTopic {
+		t.Errorf("%d topics left, want only %s", len(left), OffsetsTopic)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -78,19 +79,32 @@ func runTool(timeout time.Duration, stdin []byte, dir string, env []string, name
 	return out.Bytes(), errb.Bytes(), err
 }
 
+// librdkafkaWarning matches librdkafka log lines of syslog level 0-4
+// (emergency .. warning), e.g. "%4|1700000000.123|FAIL|rdkafka#producer-1| ...":
+// protocol errors, unexpected disconnects, unknown correlation ids.
+var librdkafkaWarning = regexp.MustCompile(`(?m)^%[0-4]\|`)
+
 // kcat runs kcat against w with stdin and returns stdout; any failure (exit
 // status, timeout, delivery errors) fails the test with kcat's stderr and the
 // broker's log tail.
 func kcat(t *testing.T, w *Weir, stdin []byte, args ...string) []byte {
 	t.Helper()
 	bin := kcatBin(t)
-	full := append([]string{"-b", w.Addr, "-m", "10"}, args...)
+	full := []string{"-b", w.Addr, "-m", "10"}
+	if len(args) > 0 && args[0] == "-C" {
+		// Verify the CRC-32C of every batch the broker serves.
+		full = append(full, "-X", "check.crcs=true")
+	}
+	full = append(full, args...)
 	out, errb, err := runTool(25*time.Second, stdin, "", nil, bin, full...)
 	if err == nil && bytes.Contains(errb, []byte("Delivery failed")) {
 		err = fmt.Errorf("delivery failed")
 	}
 	if err == nil && bytes.Contains(errb, []byte("% ERROR")) {
 		err = fmt.Errorf("kcat reported an error")
+	}
+	if err == nil && librdkafkaWarning.Match(errb) {
+		err = fmt.Errorf("librdkafka logged a warning or error")
 	}
 	if err != nil {
 		t.Fatalf("kcat %s: %v\nstdout:\n%s\nstderr:\n%s\nweir log tail:\n%s",
@@ -220,6 +234,9 @@ func TestKcatMetadata(t *testing.T) {
 	}
 	seen := map[string]bool{}
 	for _, tp := range all.Topics {
+		if !strings.HasPrefix(tp.Topic, "kcat-meta-") {
+			continue // internal topics such as __consumer_offsets
+		}
 		seen[tp.Topic] = true
 		if tp.Error != "" {
 			t.Errorf("topic %s: error %q", tp.Topic, tp.Error)
@@ -254,6 +271,77 @@ func TestKcatMetadata(t *testing.T) {
 	}
 	if strings.Contains(txt, "kcat-meta-a") {
 		t.Errorf("kcat -L -t kcat-meta-b lists other topics:\n%s", txt)
+	}
+
+	// Metadata v4 allow_auto_topic_creation=false: an unknown topic is
+	// reported, not created.
+	var unknown md
+	out = kcat(t, w, nil, "-L", "-J", "-t", "kcat-meta-missing", "-X", "allow.auto.create.topics=false")
+	if err := json.Unmarshal(out, &unknown); err != nil {
+		t.Fatalf("kcat -L -J -t kcat-meta-missing: %v\n%s", err, out)
+	}
+	if len(unknown.Topics) != 1 || unknown.Topics[0].Error == "" || len(unknown.Topics[0].Partitions) != 0 {
+		t.Errorf("unknown topic with auto-create disabled: %s", out)
+	}
+	if strings.Contains(string(kcat(t, w, nil, "-L")), "kcat-meta-missing") {
+		t.Errorf("kcat-meta-missing was created although the request disallowed auto-creation")
+	}
+	// A producer handle (kcat -L) allows auto-creation by default.
+	txt = string(kcat(t, w, nil, "-L", "-t", "kcat-meta-auto"))
+	if !strings.Contains(txt, `topic "kcat-meta-auto" with 3 partitions:`) {
+		t.Errorf("kcat -L -t kcat-meta-auto did not auto-create the topic:\n%s", txt)
+	}
+}
+
+// TestKcatProtocolFeatures: from Weir's ApiVersions response librdkafka
+// 2.0.2 enables record batches (MsgVer2), LZ4, ZSTD, idempotence and offset
+// lookups by time. KAFKA-18659: if Produce v0 were not advertised,
+// librdkafka <= 2.0 would silently stop compressing.
+func TestKcatProtocolFeatures(t *testing.T) {
+	kcatBin(t)
+	w := StartWeir(t, "")
+	bin := kcatBin(t)
+	// -d output is debug logging on stderr; run without the strict helper.
+	_, errb, err := runTool(25*time.Second, nil, "", nil, bin, "-b", w.Addr, "-m", "10", "-L", "-d", "feature")
+	if err != nil {
+		t.Fatalf("kcat -L -d feature: %v\n%s", err, errb)
+	}
+	log := string(errb)
+	for _, f := range []string{"MsgVer2", "ApiVersion", "LZ4", "ZSTD", "IdempotentProducer", "OffsetTime"} {
+		if !strings.Contains(log, "Enabling feature "+f+"\n") {
+			t.Errorf("librdkafka did not enable feature %s:\n%s", f, log)
+		}
+	}
+	if !strings.Contains(log, "Feature MsgVer2: Produce (3..3) supported by broker") {
+		t.Errorf("librdkafka does not see Produce v3:\n%s", log)
+	}
+}
+
+// TestKcatPipelinedProduce: librdkafka pipelines one-record Produce
+// requests on one connection (no linger, one message per batch); with
+// acks=1 every response must come back in order, with acks=0 none may come
+// back at all (librdkafka logs unknown correlation ids as errors).
+func TestKcatPipelinedProduce(t *testing.T) {
+	kcatBin(t)
+	w := StartWeir(t, "")
+	const n = 500
+	var in bytes.Buffer
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&in, "k%d:v%d\n", i, i)
+	}
+	for _, acks := range []string{"1", "0", "all"} {
+		topic := "kcat-pipelined-" + acks
+		kcat(t, w, in.Bytes(), "-P", "-t", topic, "-p", "0", "-K:", "-X", "acks="+acks,
+			"-X", "linger.ms=0", "-X", "batch.num.messages=1", "-z", "lz4")
+		waitEndOffset(t, w, topic, 0, n)
+		out := kcat(t, w, nil, "-C", "-t", topic, "-p", "0", "-e", "-o", "beginning", "-f", `%o:%k:%s\n`)
+		var want strings.Builder
+		for i := 0; i < n; i++ {
+			fmt.Fprintf(&want, "%d:k%d:v%d\n", i, i, i)
+		}
+		if string(out) != want.String() {
+			t.Errorf("acks=%s: kcat read back\n%.2000s\nwant\n%.2000s", acks, out, want.String())
+		}
 	}
 }
 
@@ -344,6 +432,19 @@ func TestKcatProduceCodecsAcks(t *testing.T) {
 		if ts < wants[i].from || ts > wants[i].to {
 			t.Errorf("record %d: timestamp %d outside the produce window [%d, %d]", i, ts, wants[i].from, wants[i].to)
 		}
+	}
+
+	// Starting inside a compressed batch (gzip with acks=all begins at
+	// 3*perRun): the broker returns the whole batch, librdkafka skips ahead.
+	mid := 3*perRun + 2
+	out = kcat(t, w, nil, "-C", "-t", topic, "-p", "0", "-e", "-Z", "-o", strconv.Itoa(mid), "-c", "3", "-f", `%k|%s|%h|%o\n`)
+	if want := wants[mid].line + "\n" + wants[mid+1].line + "\n" + wants[mid+2].line + "\n"; string(out) != want {
+		t.Errorf("kcat -o %d -c 3:\n got %q\nwant %q", mid, out, want)
+	}
+	// Relative to the end (ListOffsets latest).
+	out = kcat(t, w, nil, "-C", "-t", topic, "-p", "0", "-e", "-Z", "-o", "-2", "-f", `%k|%s|%h|%o\n`)
+	if want := wants[len(wants)-2].line + "\n" + wants[len(wants)-1].line + "\n"; string(out) != want {
+		t.Errorf("kcat -o -2:\n got %q\nwant %q", out, want)
 	}
 
 	// The stored batches carry the codec kcat was asked to use.
