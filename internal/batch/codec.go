@@ -161,10 +161,9 @@ func gunzip(src []byte, limit int) ([]byte, error) {
 		z.src.Reset(nil)
 		gzipReaders.Put(z)
 	}()
-	// A gzip member ends with its uncompressed size mod 2^32, a hint for
-	// honest streams. One past the limit (which is under 2^31) would prove
-	// the stream too large, were the trailer not just as likely garbage, so
-	// such streams are counted.
+	// A gzip member ends with its uncompressed size mod 2^32: for honest
+	// streams the exact size, so a good hint. The trailer may be garbage,
+	// so a size past the limit proves nothing and the stream is counted.
 	hint := 0
 	if len(src) >= 18 {
 		if isize := binary.LittleEndian.Uint32(src[len(src)-4:]); uint64(isize) <= uint64(limit) {

@@ -82,7 +82,7 @@ func (r *crashRun) options(fsys vfs.FS) Options {
 	bs := len(mkBatch(nopTB{}, 0, 1, 1024, 0))
 	return Options{
 		FS: fsys, Dir: "/data/topic-0", Logger: quiet,
-		SegmentBytes:       int64(4 * bs),
+		SegmentBytes:       int64(5 * bs),
 		RetentionBytes:     int64(12 * bs),
 		RetentionMs:        -1,
 		IndexIntervalBytes: 700,
@@ -112,7 +112,7 @@ func runCrash(t *testing.T, cfg crashConfig) (points, acked int) {
 			for i := range cfg.appends {
 				var in []byte
 				for k := range 1 + rng.IntN(3) {
-					in = append(in, mkBatch(t, g*10000+i*10+k, 1+rng.IntN(3), 100+rng.IntN(700), int64(i))...)
+					in = append(in, mkBatch(t, g*10000+i*10+k, 1+rng.IntN(3), 50+rng.IntN(400), int64(i))...)
 				}
 				res, err := l.Append(in)
 				if err != nil {
@@ -160,11 +160,17 @@ func runCrash(t *testing.T, cfg crashConfig) (points, acked int) {
 		return 0, 0
 	}
 	for i, p := range r.points {
+		nest := cfg.nested > 0 && i%cfg.nested == 0
+		var pristine *vfs.MemFS
+		if nest {
+			pristine = p.fs.CrashStrict() // a copy: verify appends to p.fs
+		}
 		acked += r.verify(t, i, p)
 		if t.Failed() {
 			return
 		}
-		if cfg.nested > 0 && i%cfg.nested == 0 {
+		if nest {
+			p.fs = pristine
 			points += r.nested(t, i, p)
 		}
 	}
@@ -175,7 +181,7 @@ func runCrash(t *testing.T, cfg crashConfig) (points, acked int) {
 // checks each of those states too.
 func (r *crashRun) nested(t *testing.T, i int, p crashPoint) int {
 	t.Helper()
-	inner := &crashRun{cfg: r.cfg, mem: p.fs.CrashStrict(), rng: rand.New(rand.NewPCG(r.cfg.seed, uint64(i)))}
+	inner := &crashRun{cfg: r.cfg, mem: p.fs, rng: rand.New(rand.NewPCG(r.cfg.seed, uint64(i)))}
 	inner.cfg.prob = 0.3
 	l, err := Open(r.options(vfs.NewErrorFS(inner.mem, inner)))
 	if err != nil {
@@ -209,7 +215,8 @@ func (r *crashRun) verify(t *testing.T, i int, p crashPoint) (checked int) {
 	for _, b := range readAll(t, l) {
 		h := header(t, b)
 		if !bytes.Equal(b, r.written[h.BaseOffset]) {
-			t.Fatalf("crash point %d: batch at %d is not what was appended there", i, h.BaseOffset)
+			w := r.written[h.BaseOffset]
+			t.Fatalf("crash point %d: batch at %d is not what was appended there (len %d vs %d, hdr %+v vs %+v)", i, h.BaseOffset, len(b), len(w), h, header(t, w))
 		}
 	}
 	for _, a := range r.acks[:p.acked] {

@@ -13,11 +13,13 @@ import (
 )
 
 // mark is a position in the log: the offset after the last batch counted,
-// the segment holding that batch and the byte position after it.
+// the segment holding that batch, the byte position after it and the
+// largest batch max timestamp in that segment up to it (-1 if none).
 type mark struct {
-	next int64
-	seg  *segment
-	pos  int64
+	next  int64
+	seg   *segment
+	pos   int64
+	maxTs int64
 }
 
 // Log is one partition's durable log. All methods are safe for concurrent
@@ -36,6 +38,11 @@ type Log struct {
 	durable  atomic.Int64         // offset after the last fsynced batch
 	failed   atomic.Pointer[error]
 
+	// syncMu serialises data fsyncs with the publication of their result,
+	// so that once one fsync has failed no later one is trusted: after a
+	// writeback error Linux reports the error once and may then report
+	// success for data that never reached the disk.
+	syncMu   sync.Mutex
 	pubMu    sync.Mutex // orders publications of visible/durable
 	notifyMu sync.Mutex
 	notifyCh chan struct{} // closed and replaced whenever visible/durable/failed change
@@ -213,7 +220,7 @@ func (l *Log) Append(b []byte) (AppendResult, error) {
 	}
 	seg.size.Store(p)
 	seg.next.Store(next)
-	l.written = mark{next: next, seg: seg, pos: p}
+	l.written = mark{next: next, seg: seg, pos: p, maxTs: seg.maxTs.Load()}
 	res.LastOffset = next - 1
 
 	if l.opts.Durability == Always {
@@ -232,7 +239,7 @@ func (l *Log) Append(b []byte) (AppendResult, error) {
 func (l *Log) publish(m mark, synced bool) {
 	l.pubMu.Lock()
 	changed := false
-	if cur := l.visible.Load(); m.next > cur.next {
+	if cur := l.visible.Load(); cur == nil || m.next > cur.next {
 		mm := m
 		l.visible.Store(&mm)
 		changed = true
@@ -310,13 +317,24 @@ func (l *Log) syncOnce() {
 	if !w.seg.acquire() {
 		return // removed meanwhile: a roll synced it already
 	}
-	err := w.seg.f.Sync()
+	_ = l.syncData(w, "")
 	w.seg.release()
-	if err != nil {
-		l.fail(fmt.Errorf("fdatasync %s: %w", w.seg.path(logSuffix), err))
-		return
+}
+
+// syncData fdatasyncs m.seg and publishes m as durable. Once the log has
+// failed it neither syncs nor publishes; a failed fsync fails the log.
+func (l *Log) syncData(m mark, when string) error {
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	if err := l.Err(); err != nil {
+		return err
 	}
-	l.publish(w, true)
+	if err := m.seg.f.Sync(); err != nil {
+		l.fail(fmt.Errorf("fdatasync %s%s: %w", m.seg.path(logSuffix), when, err))
+		return l.Err()
+	}
+	l.publish(m, true)
+	return nil
 }
 
 // Read returns whole batches starting with the one holding offset, up to
@@ -454,11 +472,9 @@ func (l *Log) Close() error {
 	var errs []error
 	if l.Err() == nil {
 		seg := l.active
-		if err := seg.f.Sync(); err != nil {
-			l.fail(fmt.Errorf("fdatasync at close: %w", err))
-			errs = append(errs, l.Err())
+		if err := l.syncData(l.written, " at close"); err != nil {
+			errs = append(errs, err)
 		} else {
-			l.publish(l.written, true)
 			if err := seg.writeIndexes(); err != nil {
 				errs = append(errs, err)
 			} else if err := writeFileSync(l.opts.FS, l.path(cleanMarker), nil); err != nil {

@@ -111,6 +111,7 @@ func TestAppendRead(t *testing.T) {
 		}
 
 		// maxBytes: whole batches only, but at least one.
+		b0, b1, b2 = parts[0], parts[1], parts[2]
 		for _, tc := range []struct {
 			max  int
 			want []byte
@@ -151,7 +152,7 @@ func TestAppendRead(t *testing.T) {
 
 func TestHighWatermarkAlways(t *testing.T) {
 	forEachFS(t, func(t *testing.T, e fsEnv) {
-		g := newGate()
+		g := newGate(t)
 		o := e.opts()
 		o.FS = vfs.NewErrorFS(e.fs, g)
 		l := openLog(t, o)

@@ -36,9 +36,11 @@ func (l *Log) OffsetForTimestamp(ts int64) (offset, recordTs int64, found bool, 
 // offset carrying it; found is false for an empty log.
 func (l *Log) MaxTimestamp() (offset, ts int64, found bool, err error) {
 	hw := l.visible.Load()
-	maxTs := int64(-1)
+	// The high-watermark segment may hold newer batches that are not
+	// visible yet: take its maximum from the mark, not the segment.
+	maxTs := hw.maxTs
 	for _, seg := range *l.segs.Load() {
-		if seg.base <= hw.seg.base && seg.maxTs.Load() > maxTs {
+		if seg.base < hw.seg.base && seg.maxTs.Load() > maxTs {
 			maxTs = seg.maxTs.Load()
 		}
 	}
@@ -63,7 +65,9 @@ func (l *Log) timeInSegment(seg *segment, hw *mark, ts, start int64) (int64, int
 		if err != nil {
 			return 0, 0, false, fmt.Errorf("%w: %s at %d: %w", ErrCorrupt, seg.path(logSuffix), pos, err)
 		}
-		if h.MaxTimestamp >= ts && h.LastOffset() >= start && !h.Control() {
+		// Control batches count, as in Kafka: their timestamps are in the
+		// segments' maxima, which MaxTimestamp looks up here.
+		if h.MaxTimestamp >= ts && h.LastOffset() >= start {
 			buf := make([]byte, h.Size())
 			if _, err := seg.f.ReadAt(buf, pos); err != nil {
 				return 0, 0, false, fmt.Errorf("%w: read %s at %d: %w", ErrStorage, seg.path(logSuffix), pos, err)

@@ -109,7 +109,7 @@ func TestOffsetForTimestamp(t *testing.T) {
 // count.
 func TestMaxTimestampInvisible(t *testing.T) {
 	forEachFS(t, func(t *testing.T, e fsEnv) {
-		g := newGate()
+		g := newGate(t)
 		o := e.opts()
 		o.FS = vfs.NewErrorFS(e.fs, g)
 		l := openLog(t, o)
@@ -246,7 +246,7 @@ func TestSetLimits(t *testing.T) {
 		if got := bases(l); !slices.Equal(got, []int64{0, 2, 4, 5}) {
 			t.Fatalf("segments %v, want a roll by segment.ms", got)
 		}
-		must(t, l.SetLimits(Limits{RetentionBytes: 2 * bs}))
+		must(t, l.SetLimits(Limits{RetentionBytes: bs}))
 		if n, err := l.EnforceRetention(); n != 2 || err != nil {
 			t.Fatalf("EnforceRetention = %d, %v; want 2", n, err)
 		}
@@ -258,7 +258,7 @@ func TestSetLimits(t *testing.T) {
 
 func TestClose(t *testing.T) {
 	forEachFS(t, func(t *testing.T, e fsEnv) {
-		g := newGate()
+		g := newGate(t)
 		o := e.opts()
 		o.FS = vfs.NewErrorFS(e.fs, g)
 		l := openLog(t, o)

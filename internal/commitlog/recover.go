@@ -105,6 +105,9 @@ func (l *Log) recover() error {
 			}
 		}
 		if res := s.scan(size, l.opts.IndexIntervalBytes); res.validSize != size {
+			if res.ioErr {
+				return fmt.Errorf("%w: scan %s: %w", ErrStorage, s.path(logSuffix), res.err)
+			}
 			if !last {
 				return fmt.Errorf("%w: sealed segment %s: %v", ErrCorrupt, s.path(logSuffix), res.err)
 			}
@@ -112,6 +115,12 @@ func (l *Log) recover() error {
 				"segment", s.path(logSuffix), "valid_bytes", res.validSize, "dropped_bytes", size-res.validSize, "reason", res.err)
 			if err := s.f.Truncate(res.validSize); err != nil {
 				return fmt.Errorf("commitlog: truncate %s: %w", s.path(logSuffix), err)
+			}
+		} else if !last {
+			// Write back the missing or damaged indexes so that the next
+			// Open need not scan again (the directory is synced below).
+			if err := s.writeIndexes(); err != nil {
+				l.opts.Logger.Warn("commitlog: rewriting indexes of sealed segment", "segment", s.path(logSuffix), "err", err)
 			}
 		}
 	loaded:
@@ -135,7 +144,7 @@ func (l *Log) recover() error {
 	if err := l.active.f.Sync(); err != nil {
 		return fmt.Errorf("%w: fdatasync %s: %w", ErrStorage, l.active.path(logSuffix), err)
 	}
-	l.written = mark{next: l.active.next.Load(), seg: l.active, pos: l.active.size.Load()}
+	l.written = mark{next: l.active.next.Load(), seg: l.active, pos: l.active.size.Load(), maxTs: l.active.maxTs.Load()}
 	if ckStart > l.written.next {
 		// The checkpoint outlived data that was never durable (a weaker
 		// durability mode): skip ahead so no offset below it is reused.
@@ -194,12 +203,8 @@ func (l *Log) roll() error { return l.rollTo(l.written.next) }
 
 func (l *Log) rollTo(base int64) error {
 	old := l.active
-	if err := old.f.Sync(); err != nil {
-		l.fail(fmt.Errorf("fdatasync %s at roll: %w", old.path(logSuffix), err))
-		return l.Err()
-	}
-	if l.visible.Load() != nil {
-		l.publish(l.written, true)
+	if err := l.syncData(l.written, " at roll"); err != nil {
+		return err
 	}
 	if err := old.writeIndexes(); err != nil {
 		// Indexes can be rebuilt from the log; keep going without them.
@@ -223,7 +228,7 @@ func (l *Log) rollTo(base int64) error {
 	}
 	l.segs.Store(&segs)
 	l.active = s
-	l.written = mark{next: base, seg: s, pos: 0}
+	l.written = mark{next: base, seg: s, pos: 0, maxTs: -1}
 	return nil
 }
 

@@ -137,8 +137,8 @@ func (s *segment) track(h batch.Header, pos int64, interval int64) {
 // before offset.
 func (s *segment) lookup(offset int64) int64 {
 	s.mu.RLock()
+	defer s.mu.RUnlock()
 	idx := s.idx
-	s.mu.RUnlock()
 	rel := offset - s.base
 	i := sort.Search(len(idx), func(i int) bool { return int64(idx[i].rel) > rel })
 	if i == 0 {
@@ -150,9 +150,11 @@ func (s *segment) lookup(offset int64) int64 {
 // lookupTime returns an offset at or before the first batch whose max
 // timestamp is >= ts.
 func (s *segment) lookupTime(ts int64) int64 {
+	// Search under the lock: track raises the last entry's timestamp in
+	// place.
 	s.mu.RLock()
+	defer s.mu.RUnlock()
 	tidx := s.tidx
-	s.mu.RUnlock()
 	// Timestamps in tidx rise, and an entry's ts is the running maximum up
 	// to the next entry, so every batch before tidx[i].rel has a max
 	// timestamp <= tidx[i-1].ts. The first entry reaching ts therefore
@@ -271,6 +273,9 @@ func (s *segment) loadIndexes(logSize int64) (ok bool) {
 type scanResult struct {
 	validSize int64 // bytes of valid, contiguous batches from 0
 	err       error // why the scan stopped before the file's end (nil at EOF)
+	// ioErr says err is a failed read, not damage: nothing may be
+	// truncated on its account.
+	ioErr bool
 }
 
 // scan walks the .log file from the start, verifying every batch and that
@@ -291,7 +296,10 @@ func (s *segment) scan(fileSize int64, interval int64) scanResult {
 		if fileSize-pos < batch.HeaderSize {
 			return scanResult{validSize: pos, err: fmt.Errorf("%d trailing bytes at %d: %w", fileSize-pos, pos, io.ErrUnexpectedEOF)}
 		}
-		h, err := readHeader(s.f, pos, hdr)
+		if _, err := s.f.ReadAt(hdr, pos); err != nil {
+			return scanResult{validSize: pos, err: fmt.Errorf("read at %d: %w", pos, err), ioErr: true}
+		}
+		h, err := batch.ParseHeader(hdr)
 		if err != nil {
 			return scanResult{validSize: pos, err: fmt.Errorf("header at %d: %w", pos, err)}
 		}
@@ -304,7 +312,7 @@ func (s *segment) scan(fileSize int64, interval int64) scanResult {
 		}
 		buf = buf[:size]
 		if _, err := s.f.ReadAt(buf, pos); err != nil {
-			return scanResult{validSize: pos, err: fmt.Errorf("read at %d: %w", pos, err)}
+			return scanResult{validSize: pos, err: fmt.Errorf("read at %d: %w", pos, err), ioErr: true}
 		}
 		if _, err := batch.Verify(buf); err != nil {
 			return scanResult{validSize: pos, err: fmt.Errorf("batch at %d: %w", pos, err)}

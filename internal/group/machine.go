@@ -325,9 +325,11 @@ func (m *Machine) replaceStatic(now time.Time, g *group, oldID string, req JoinR
 func (m *Machine) prepareRebalance(now time.Time, g *group) {
 	if g.state == CompletingRebalance {
 		for _, mem := range g.sortedMembers() {
-			if mem.syncReply != nil {
-				mem.syncReply(SyncResponse{Err: ErrRebalanceInProgress})
-				mem.syncReply = nil
+			if r := mem.syncReply; r != nil {
+				// A member waiting on us was not expected to heartbeat:
+				// its session restarts with the reply, as in Kafka.
+				mem.syncReply, mem.lastSeen = nil, now
+				r(SyncResponse{Err: ErrRebalanceInProgress})
 			}
 		}
 	}
@@ -546,9 +548,9 @@ func (m *Machine) Sync(now time.Time, req SyncRequest, reply func(SyncResponse))
 		g.setState(Stable, now)
 		m.persist([]Record{m.snapshotRecord(g, now)})
 		for _, x := range g.sortedMembers() {
-			if x.syncReply != nil {
-				r := x.syncReply
-				x.syncReply = nil
+			if r := x.syncReply; r != nil {
+				// Its session restarts with the reply (see prepareRebalance).
+				x.syncReply, x.lastSeen = nil, now
 				r(SyncResponse{ProtocolType: g.protocolType, Protocol: g.protocol, Assignment: x.assignment})
 			}
 		}

@@ -28,7 +28,7 @@ import (
 //	sync member= gen= [group instance= type= protocol= assign=member:bytes,…]
 //	heartbeat member= gen= [group instance=]
 //	leave members=id|instance:i|id@i,… [group]
-//	commit [group gen=-1 member= instance= offsets=t/0=5,… metadata= epoch=-1]
+//	commit [group gen=-1 member= instance= offsets=t/0=5[:metadata],… metadata= epoch=-1]
 //	fetch [group partitions=t/0,…]
 //	describe [group]
 //	list [states=Empty,Stable,…]
@@ -189,12 +189,16 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 			InstanceID: a.ptr("instance")}
 		for _, x := range a.list("offsets", "") {
 			tpStr, offStr, _ := strings.Cut(x, "=")
+			offStr, meta, ok := strings.Cut(offStr, ":")
+			if !ok {
+				meta = a.str("metadata", "")
+			}
 			off, err := strconv.ParseInt(offStr, 10, 64)
 			if err != nil {
 				d.Fatalf(t, "offset %q: %v", x, err)
 			}
 			req.Offsets = append(req.Offsets, OffsetCommit{TopicPartition: parseTP(t, d, tpStr),
-				Offset: Offset{Offset: off, LeaderEpoch: int32(a.int("epoch", -1)), Metadata: a.str("metadata", "")}})
+				Offset: Offset{Offset: off, LeaderEpoch: int32(a.int("epoch", -1)), Metadata: meta}})
 		}
 		errs, recs, err := h.m.Commit(h.now, req)
 		if err != nil {

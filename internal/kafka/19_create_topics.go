@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -59,8 +60,8 @@ func (s *Server) handleCreateTopics(_ *Conn, r kmsg.Request) Reply {
 }
 
 // createTopic checks one requested topic in Kafka's order (name, existence,
-// replication and assignment, then partitions and configs in the broker)
-// and creates it unless validateOnly. It returns the topic and its
+// collision, replication or assignment, then partitions and configs in the
+// broker) and creates it unless validateOnly. It returns the topic and its
 // partition count.
 func (s *Server) createTopic(rt kmsg.CreateTopicsRequestTopic, validateOnly bool) (*broker.Topic, int32, error) {
 	b := s.opts.Broker
@@ -69,6 +70,14 @@ func (s *Server) createTopic(rt kmsg.CreateTopicsRequestTopic, validateOnly bool
 	}
 	if _, err := b.Topic(rt.Topic); err == nil {
 		return nil, 0, fmt.Errorf("%w: %q", broker.ErrTopicExists, rt.Topic)
+	}
+	// Kafka's metric names turn '.' into '_', so it refuses names that
+	// differ from an existing one only there.
+	folded := strings.ReplaceAll(rt.Topic, ".", "_")
+	for _, t := range b.Topics() {
+		if strings.ReplaceAll(t.Name, ".", "_") == folded {
+			return nil, 0, fmt.Errorf("%w: %q collides with existing topic %q", broker.ErrInvalidTopic, rt.Topic, t.Name)
+		}
 	}
 	partitions, err := s.newTopicPartitions(rt)
 	if err != nil {

@@ -91,6 +91,8 @@ func TestCreateTopicsV0(t *testing.T) {
 		withCount,
 		createTopicReq("badcfg", 1, 1, "retention.ms", "soon"),
 		createTopicReq("unknowncfg", 1, 1, "no.such.config", "1"),
+		createTopicReq("a_b", 1, 1),
+		createTopicReq("a.b", 1, 1),
 	}
 	resp := cl.roundTrip(req).(*kmsg.CreateTopicsResponse)
 	want := []struct {
@@ -112,6 +114,8 @@ func TestCreateTopicsV0(t *testing.T) {
 		{"with-count", kerr.InvalidRequest.Code},
 		{"badcfg", kerr.InvalidConfig.Code},
 		{"unknowncfg", kerr.InvalidConfig.Code},
+		{"a_b", 0},
+		{"a.b", kerr.InvalidTopicException.Code}, // collides with a_b
 	}
 	if len(resp.Topics) != len(want) {
 		t.Fatalf("%d topics in response, want %d", len(resp.Topics), len(want))

@@ -27,10 +27,10 @@ func kafkajsDir(t *testing.T) (dir, node string) {
 	dir = filepath.Join(repoRoot(), "test", "kafkajs")
 	node, err := exec.LookPath("node")
 	if err != nil {
-		requireTool(t, "node", "install Node.js >= 14")
+		extRequireTool(t, "node", "install Node.js >= 14")
 	}
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "kafkajs", "package.json")); err != nil {
-		requireTool(t, "kafkajs", "run scripts/setup-test-deps or `npm ci` in test/kafkajs")
+		extRequireTool(t, "kafkajs", "run scripts/setup-test-deps or `npm ci` in test/kafkajs")
 	}
 	return dir, node
 }
@@ -79,7 +79,7 @@ type kafkajsResult struct {
 	} `json:"byTimestamp"`
 }
 
-func unb64(t *testing.T, s *string) []byte {
+func kafkajsB64(t *testing.T, s *string) []byte {
 	t.Helper()
 	if s == nil {
 		return nil
@@ -106,11 +106,11 @@ func TestKafkajsRoundTrip(t *testing.T) {
 	}
 	start := time.Now()
 	env := []string{"KAFKAJS_LOG_LEVEL=" + level, "KAFKAJS_NO_PARTITIONER_WARNING=1", "ROUNDTRIP_TIMEOUT_MS=25000"}
-	out, errb, err := runTool(35*time.Second, nil, dir, env, node, "roundtrip.js", w.Addr, topic)
+	out, errb, err := extRunTool(35*time.Second, nil, dir, env, node, "roundtrip.js", w.Addr, topic)
 	defer func() {
 		if t.Failed() {
 			t.Logf("kafkajs stderr (%s):\n%s", time.Since(start).Round(time.Millisecond), errb)
-			t.Logf("weir log tail:\n%s", logTail(w, 80))
+			t.Logf("weir log tail:\n%s", extLogTail(w, 80))
 		}
 	}()
 	if err != nil {
@@ -187,13 +187,13 @@ func TestKafkajsRoundTrip(t *testing.T) {
 
 	// Read everything back with franz-go.
 	for k, idx := range sent {
-		recs := kgoRead(t, w, k.topic, k.part, len(idx))
+		recs := extKgoRead(t, w, k.topic, k.part, len(idx))
 		for j, r := range recs {
 			s := res.Records[idx[j]]
-			key, val := unb64(t, s.Key), unb64(t, s.Value)
+			key, val := kafkajsB64(t, s.Key), kafkajsB64(t, s.Value)
 			var hdrs []kgo.RecordHeader
 			for _, h := range s.Headers {
-				hdrs = append(hdrs, kgo.RecordHeader{Key: h.Key, Value: unb64(t, h.Value)})
+				hdrs = append(hdrs, kgo.RecordHeader{Key: h.Key, Value: kafkajsB64(t, h.Value)})
 			}
 			where := fmt.Sprintf("%s[%d]", k.topic, k.part)
 			if r.Offset != s.Offset {
@@ -208,8 +208,8 @@ func TestKafkajsRoundTrip(t *testing.T) {
 			if r.Timestamp.UnixMilli() != s.Timestamp {
 				t.Errorf("%s offset %d: timestamp %d, want %d", where, r.Offset, r.Timestamp.UnixMilli(), s.Timestamp)
 			}
-			if !equalHeaders(r.Headers, hdrs) {
-				t.Errorf("%s offset %d: headers %s, want %s", where, r.Offset, fmtHeaders(r.Headers), fmtHeaders(hdrs))
+			if !extEqualHeaders(r.Headers, hdrs) {
+				t.Errorf("%s offset %d: headers %s, want %s", where, r.Offset, extFmtHeaders(r.Headers), extFmtHeaders(hdrs))
 			}
 			if c := r.Attrs.CompressionType(); c != s.Codec {
 				t.Errorf("%s offset %d: stored with compression %d, want %d", where, r.Offset, c, s.Codec)
@@ -221,7 +221,7 @@ func TestKafkajsRoundTrip(t *testing.T) {
 	}
 }
 
-func equalHeaders(a, b []kgo.RecordHeader) bool {
+func extEqualHeaders(a, b []kgo.RecordHeader) bool {
 	if len(a) != len(b) {
 		return false
 	}
@@ -233,7 +233,7 @@ func equalHeaders(a, b []kgo.RecordHeader) bool {
 	return true
 }
 
-func fmtHeaders(hs []kgo.RecordHeader) string {
+func extFmtHeaders(hs []kgo.RecordHeader) string {
 	parts := make([]string, len(hs))
 	for i, h := range hs {
 		parts[i] = h.Key + "=" + strconv.Quote(string(h.Value))

@@ -24,15 +24,15 @@ import (
 // metadata, producing with every codec and acks level, consuming, offset
 // lookups by timestamp, and cross-client round trips with franz-go.
 
-// inCI reports whether the tests run in CI, where missing client tools are
+// extInCI reports whether the tests run in CI, where missing client tools are
 // a failure rather than a reason to skip.
-func inCI() bool { return os.Getenv("CI") != "" }
+func extInCI() bool { return os.Getenv("CI") != "" }
 
-// requireTool fails (in CI) or skips (locally) when a client is missing.
-func requireTool(t *testing.T, what, hint string) {
+// extRequireTool fails (in CI) or skips (locally) when a client is missing.
+func extRequireTool(t *testing.T, what, hint string) {
 	t.Helper()
 	msg := fmt.Sprintf("%s is not available (%s)", what, hint)
-	if inCI() {
+	if extInCI() {
 		t.Fatal(msg + "; CI is set, so this is a failure")
 	}
 	t.Skip(msg + "; set CI=true to make this a failure")
@@ -43,13 +43,13 @@ func kcatBin(t *testing.T) string {
 	t.Helper()
 	p, err := exec.LookPath("kcat")
 	if err != nil {
-		requireTool(t, "kcat", "apt-get install kcat, or run scripts/setup-test-deps")
+		extRequireTool(t, "kcat", "apt-get install kcat, or run scripts/setup-test-deps")
 	}
 	return p
 }
 
-// logTail returns the last n lines of the broker's log.
-func logTail(w *Weir, n int) string {
+// extLogTail returns the last n lines of the broker's log.
+func extLogTail(w *Weir, n int) string {
 	lines := strings.Split(strings.TrimRight(w.Logs(), "\n"), "\n")
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
@@ -57,10 +57,10 @@ func logTail(w *Weir, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// runTool runs one client process with stdin and a hard timeout and returns
+// extRunTool runs one client process with stdin and a hard timeout and returns
 // its stdout and stderr. It never waits on the process beyond the timeout.
 // env entries are added to the test's environment.
-func runTool(timeout time.Duration, stdin []byte, dir string, env []string, name string, args ...string) (stdout, stderr []byte, err error) {
+func extRunTool(timeout time.Duration, stdin []byte, dir string, env []string, name string, args ...string) (stdout, stderr []byte, err error) {
 	c, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(c, name, args...)
@@ -84,10 +84,10 @@ func runTool(timeout time.Duration, stdin []byte, dir string, env []string, name
 // protocol errors, unexpected disconnects, unknown correlation ids.
 var librdkafkaWarning = regexp.MustCompile(`(?m)^%[0-4]\|`)
 
-// kcat runs kcat against w with stdin and returns stdout; any failure (exit
+// runKcat runs kcat against w with stdin and returns stdout; any failure (exit
 // status, timeout, delivery errors) fails the test with kcat's stderr and the
 // broker's log tail.
-func kcat(t *testing.T, w *Weir, stdin []byte, args ...string) []byte {
+func runKcat(t *testing.T, w *Weir, stdin []byte, args ...string) []byte {
 	t.Helper()
 	bin := kcatBin(t)
 	full := []string{"-b", w.Addr, "-m", "10"}
@@ -96,7 +96,7 @@ func kcat(t *testing.T, w *Weir, stdin []byte, args ...string) []byte {
 		full = append(full, "-X", "check.crcs=true")
 	}
 	full = append(full, args...)
-	out, errb, err := runTool(25*time.Second, stdin, "", nil, bin, full...)
+	out, errb, err := extRunTool(25*time.Second, stdin, "", nil, bin, full...)
 	if err == nil && bytes.Contains(errb, []byte("Delivery failed")) {
 		err = fmt.Errorf("delivery failed")
 	}
@@ -108,13 +108,13 @@ func kcat(t *testing.T, w *Weir, stdin []byte, args ...string) []byte {
 	}
 	if err != nil {
 		t.Fatalf("kcat %s: %v\nstdout:\n%s\nstderr:\n%s\nweir log tail:\n%s",
-			strings.Join(full, " "), err, out, errb, logTail(w, 60))
+			strings.Join(full, " "), err, out, errb, extLogTail(w, 60))
 	}
 	return out
 }
 
-// newKgo returns a franz-go client for w that is closed with the test.
-func newKgo(t *testing.T, w *Weir, opts ...kgo.Opt) *kgo.Client {
+// extKgoClient returns a franz-go client for w that is closed with the test.
+func extKgoClient(t *testing.T, w *Weir, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
 	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(w.Addr)}, opts...)...)
 	if err != nil {
@@ -124,15 +124,21 @@ func newKgo(t *testing.T, w *Weir, opts ...kgo.Opt) *kgo.Client {
 	return cl
 }
 
-// waitEndOffset polls until the high watermark of topic/partition reaches
+// extWaitEndOffset polls until the high watermark of topic/partition reaches
 // want (acks=0 producers return before the broker has appended).
-func waitEndOffset(t *testing.T, w *Weir, topic string, partition int32, want int64) {
+func extWaitEndOffset(t *testing.T, w *Weir, topic string, partition int32, want int64) {
 	t.Helper()
-	adm := kadm.NewClient(newKgo(t, w))
-	deadline := time.Now().Add(15 * time.Second)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(w.Addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	c, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
 	var last int64 = -1
-	for time.Now().Before(deadline) {
-		offs, err := adm.ListEndOffsets(ctx(t), topic)
+	for c.Err() == nil {
+		offs, err := adm.ListEndOffsets(c, topic)
 		if err == nil {
 			if o, ok := offs.Lookup(topic, partition); ok && o.Err == nil {
 				last = o.Offset
@@ -146,16 +152,20 @@ func waitEndOffset(t *testing.T, w *Weir, topic string, partition int32, want in
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("%s[%d]: end offset still %d after 15s, want %d\nweir log tail:\n%s", topic, partition, last, want, logTail(w, 60))
+	t.Fatalf("%s[%d]: end offset still %d after 15s, want %d\nweir log tail:\n%s", topic, partition, last, want, extLogTail(w, 60))
 }
 
-// kgoRead reads n records of topic/partition from offset 0 with franz-go
+// extKgoRead reads n records of topic/partition from offset 0 with franz-go
 // (no consumer group).
-func kgoRead(t *testing.T, w *Weir, topic string, partition int32, n int) []*kgo.Record {
+func extKgoRead(t *testing.T, w *Weir, topic string, partition int32, n int) []*kgo.Record {
 	t.Helper()
-	cl := newKgo(t, w,
+	cl, err := kgo.NewClient(kgo.SeedBrokers(w.Addr),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: kgo.NewOffset().At(0)}}),
 		kgo.FetchMaxWait(200*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
 	c, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var recs []*kgo.Record
@@ -175,7 +185,7 @@ func kgoRead(t *testing.T, w *Weir, topic string, partition int32, n int) []*kgo
 	return recs
 }
 
-func headerCSV(hs []kgo.RecordHeader) string {
+func extHeaderCSV(hs []kgo.RecordHeader) string {
 	parts := make([]string, len(hs))
 	for i, h := range hs {
 		parts[i] = h.Key + "=" + string(h.Value)
@@ -188,7 +198,7 @@ func headerCSV(hs []kgo.RecordHeader) string {
 func TestKcatMetadata(t *testing.T) {
 	kcatBin(t)
 	w := StartWeir(t, "", "--default-partitions", "3")
-	cl := newKgo(t, w, kgo.AllowAutoTopicCreation(), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	cl := extKgoClient(t, w, kgo.AllowAutoTopicCreation(), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	for _, topic := range []string{"kcat-meta-a", "kcat-meta-b"} {
 		for p := int32(0); p < 3; p++ {
 			if err := cl.ProduceSync(ctx(t), &kgo.Record{Topic: topic, Partition: p, Value: []byte("x")}).FirstErr(); err != nil {
@@ -222,7 +232,7 @@ func TestKcatMetadata(t *testing.T) {
 
 	// All topics, JSON.
 	var all md
-	out := kcat(t, w, nil, "-L", "-J")
+	out := runKcat(t, w, nil, "-L", "-J")
 	if err := json.Unmarshal(out, &all); err != nil {
 		t.Fatalf("kcat -L -J: %v\n%s", err, out)
 	}
@@ -256,7 +266,7 @@ func TestKcatMetadata(t *testing.T) {
 	}
 
 	// One topic, human-readable output.
-	txt := string(kcat(t, w, nil, "-L", "-t", "kcat-meta-b"))
+	txt := string(runKcat(t, w, nil, "-L", "-t", "kcat-meta-b"))
 	for _, want := range []string{
 		"1 brokers:",
 		"broker 0 at " + w.Addr,
@@ -276,18 +286,18 @@ func TestKcatMetadata(t *testing.T) {
 	// Metadata v4 allow_auto_topic_creation=false: an unknown topic is
 	// reported, not created.
 	var unknown md
-	out = kcat(t, w, nil, "-L", "-J", "-t", "kcat-meta-missing", "-X", "allow.auto.create.topics=false")
+	out = runKcat(t, w, nil, "-L", "-J", "-t", "kcat-meta-missing", "-X", "allow.auto.create.topics=false")
 	if err := json.Unmarshal(out, &unknown); err != nil {
 		t.Fatalf("kcat -L -J -t kcat-meta-missing: %v\n%s", err, out)
 	}
 	if len(unknown.Topics) != 1 || unknown.Topics[0].Error == "" || len(unknown.Topics[0].Partitions) != 0 {
 		t.Errorf("unknown topic with auto-create disabled: %s", out)
 	}
-	if strings.Contains(string(kcat(t, w, nil, "-L")), "kcat-meta-missing") {
+	if strings.Contains(string(runKcat(t, w, nil, "-L")), "kcat-meta-missing") {
 		t.Errorf("kcat-meta-missing was created although the request disallowed auto-creation")
 	}
 	// A producer handle (kcat -L) allows auto-creation by default.
-	txt = string(kcat(t, w, nil, "-L", "-t", "kcat-meta-auto"))
+	txt = string(runKcat(t, w, nil, "-L", "-t", "kcat-meta-auto"))
 	if !strings.Contains(txt, `topic "kcat-meta-auto" with 3 partitions:`) {
 		t.Errorf("kcat -L -t kcat-meta-auto did not auto-create the topic:\n%s", txt)
 	}
@@ -302,7 +312,7 @@ func TestKcatProtocolFeatures(t *testing.T) {
 	w := StartWeir(t, "")
 	bin := kcatBin(t)
 	// -d output is debug logging on stderr; run without the strict helper.
-	_, errb, err := runTool(25*time.Second, nil, "", nil, bin, "-b", w.Addr, "-m", "10", "-L", "-d", "feature")
+	_, errb, err := extRunTool(25*time.Second, nil, "", nil, bin, "-b", w.Addr, "-m", "10", "-L", "-d", "feature")
 	if err != nil {
 		t.Fatalf("kcat -L -d feature: %v\n%s", err, errb)
 	}
@@ -331,10 +341,10 @@ func TestKcatPipelinedProduce(t *testing.T) {
 	}
 	for _, acks := range []string{"1", "0", "all"} {
 		topic := "kcat-pipelined-" + acks
-		kcat(t, w, in.Bytes(), "-P", "-t", topic, "-p", "0", "-K:", "-X", "acks="+acks,
+		runKcat(t, w, in.Bytes(), "-P", "-t", topic, "-p", "0", "-K:", "-X", "acks="+acks,
 			"-X", "linger.ms=0", "-X", "batch.num.messages=1", "-z", "lz4")
-		waitEndOffset(t, w, topic, 0, n)
-		out := kcat(t, w, nil, "-C", "-t", topic, "-p", "0", "-e", "-o", "beginning", "-f", `%o:%k:%s\n`)
+		extWaitEndOffset(t, w, topic, 0, n)
+		out := runKcat(t, w, nil, "-C", "-t", topic, "-p", "0", "-e", "-o", "beginning", "-f", `%o:%k:%s\n`)
 		var want strings.Builder
 		for i := 0; i < n; i++ {
 			fmt.Fprintf(&want, "%d:k%d:v%d\n", i, i, i)
@@ -399,10 +409,10 @@ func TestKcatProduceCodecsAcks(t *testing.T) {
 				args = append(args, "-z", codec.name)
 			}
 			from := time.Now().Add(-time.Second).UnixMilli()
-			kcat(t, w, in.Bytes(), args...)
+			runKcat(t, w, in.Bytes(), args...)
 			to := time.Now().Add(time.Second).UnixMilli()
 			next += perRun
-			waitEndOffset(t, w, topic, 0, next) // acks=0 returns before the append
+			extWaitEndOffset(t, w, topic, 0, next) // acks=0 returns before the append
 			hdrs := fmt.Sprintf("codec=%s,acks=%s,empty=,uni=ü✓", codec.name, acks)
 			for i, l := range lines {
 				wants = append(wants, want{
@@ -415,7 +425,7 @@ func TestKcatProduceCodecsAcks(t *testing.T) {
 		}
 	}
 
-	out := kcat(t, w, nil, "-C", "-t", topic, "-p", "0", "-e", "-Z", "-o", "beginning", "-f", `%k|%s|%h|%o|%T\n`)
+	out := runKcat(t, w, nil, "-C", "-t", topic, "-p", "0", "-e", "-Z", "-o", "beginning", "-f", `%k|%s|%h|%o|%T\n`)
 	got := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
 	if len(got) != len(wants) {
 		t.Fatalf("kcat -C read %d records, want %d:\n%s", len(got), len(wants), out)
@@ -437,18 +447,18 @@ func TestKcatProduceCodecsAcks(t *testing.T) {
 	// Starting inside a compressed batch (gzip with acks=all begins at
 	// 3*perRun): the broker returns the whole batch, librdkafka skips ahead.
 	mid := 3*perRun + 2
-	out = kcat(t, w, nil, "-C", "-t", topic, "-p", "0", "-e", "-Z", "-o", strconv.Itoa(mid), "-c", "3", "-f", `%k|%s|%h|%o\n`)
+	out = runKcat(t, w, nil, "-C", "-t", topic, "-p", "0", "-e", "-Z", "-o", strconv.Itoa(mid), "-c", "3", "-f", `%k|%s|%h|%o\n`)
 	if want := wants[mid].line + "\n" + wants[mid+1].line + "\n" + wants[mid+2].line + "\n"; string(out) != want {
 		t.Errorf("kcat -o %d -c 3:\n got %q\nwant %q", mid, out, want)
 	}
 	// Relative to the end (ListOffsets latest).
-	out = kcat(t, w, nil, "-C", "-t", topic, "-p", "0", "-e", "-Z", "-o", "-2", "-f", `%k|%s|%h|%o\n`)
+	out = runKcat(t, w, nil, "-C", "-t", topic, "-p", "0", "-e", "-Z", "-o", "-2", "-f", `%k|%s|%h|%o\n`)
 	if want := wants[len(wants)-2].line + "\n" + wants[len(wants)-1].line + "\n"; string(out) != want {
 		t.Errorf("kcat -o -2:\n got %q\nwant %q", out, want)
 	}
 
 	// The stored batches carry the codec kcat was asked to use.
-	recs := kgoRead(t, w, topic, 0, len(wants))
+	recs := extKgoRead(t, w, topic, 0, len(wants))
 	for i, r := range recs {
 		if r.Offset != int64(i) {
 			t.Fatalf("kgo record %d has offset %d", i, r.Offset)
@@ -473,9 +483,9 @@ func TestKcatIdempotentProducer(t *testing.T) {
 	for i := 0; i < 20; i++ {
 		fmt.Fprintf(&in, "key-%d:value-%d\n", i, i)
 	}
-	kcat(t, w, in.Bytes(), "-P", "-t", topic, "-p", "0", "-K:", "-z", "zstd",
+	runKcat(t, w, in.Bytes(), "-P", "-t", topic, "-p", "0", "-K:", "-z", "zstd",
 		"-X", "enable.idempotence=true", "-X", "acks=all")
-	recs := kgoRead(t, w, topic, 0, 20)
+	recs := extKgoRead(t, w, topic, 0, 20)
 	for i, r := range recs {
 		if string(r.Key) != fmt.Sprintf("key-%d", i) || string(r.Value) != fmt.Sprintf("value-%d", i) || r.Offset != int64(i) {
 			t.Errorf("record %d: offset %d key %q value %q", i, r.Offset, r.Key, r.Value)
@@ -540,8 +550,8 @@ func parseKcatBinary(t *testing.T, out []byte) []kcatRecord {
 	}
 }
 
-// binaryValue returns every byte value, including NUL, '\n' and '|'.
-func binaryValue(seed int) []byte {
+// extBinaryValue returns every byte value, including NUL, '\n' and '|'.
+func extBinaryValue(seed int) []byte {
 	b := make([]byte, 256+seed)
 	for i := range b {
 		b[i] = byte(i*7 + seed)
@@ -560,7 +570,7 @@ func TestKcatConsumesKgo(t *testing.T) {
 	base := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
 	want := map[int32][]*kgo.Record{}
 	for p, codec := range codecs {
-		cl := newKgo(t, w, kgo.AllowAutoTopicCreation(), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		cl := extKgoClient(t, w, kgo.AllowAutoTopicCreation(), kgo.RecordPartitioner(kgo.ManualPartitioner()),
 			kgo.ProducerBatchCompression(codec), kgo.ProducerLinger(50*time.Millisecond))
 		var rs []*kgo.Record
 		for i := 0; i < 8; i++ {
@@ -568,7 +578,7 @@ func TestKcatConsumesKgo(t *testing.T) {
 				Topic:     topic,
 				Partition: int32(p),
 				Key:       append([]byte{0, '\n', byte(p)}, fmt.Sprintf("key|%d", i)...),
-				Value:     binaryValue(i),
+				Value:     extBinaryValue(i),
 				Timestamp: base.Add(time.Duration(i) * time.Second),
 				Headers: []kgo.RecordHeader{
 					{Key: "h1", Value: []byte(fmt.Sprintf("p%d-i%d", p, i))},
@@ -591,7 +601,7 @@ func TestKcatConsumesKgo(t *testing.T) {
 		want[int32(p)] = rs
 	}
 
-	got := parseKcatBinary(t, kcat(t, w, nil, "-C", "-t", topic, "-e", "-o", "beginning", "-f", kcatBinaryFormat))
+	got := parseKcatBinary(t, runKcat(t, w, nil, "-C", "-t", topic, "-e", "-o", "beginning", "-f", kcatBinaryFormat))
 	byPart := map[int32][]kcatRecord{}
 	for _, r := range got {
 		byPart[r.partition] = append(byPart[r.partition], r)
@@ -607,10 +617,10 @@ func TestKcatConsumesKgo(t *testing.T) {
 			if g.offset != int64(i) || g.ts != wr.Timestamp.UnixMilli() ||
 				!bytes.Equal(g.key, wr.Key) || (g.key == nil) != (wr.Key == nil) ||
 				!bytes.Equal(g.value, wr.Value) || (g.value == nil) != (wr.Value == nil) ||
-				g.headers != headerCSV(wr.Headers) {
+				g.headers != extHeaderCSV(wr.Headers) {
 				t.Errorf("partition %d record %d:\n got offset %d ts %d key %q value %q headers %q\nwant offset %d ts %d key %q value %q headers %q",
 					p, i, g.offset, g.ts, g.key, g.value, g.headers,
-					i, wr.Timestamp.UnixMilli(), wr.Key, wr.Value, headerCSV(wr.Headers))
+					i, wr.Timestamp.UnixMilli(), wr.Key, wr.Value, extHeaderCSV(wr.Headers))
 			}
 		}
 	}
@@ -624,7 +634,7 @@ func TestKcatProducesKgoConsumes(t *testing.T) {
 	w := StartWeir(t, "")
 	const topic = "kcat-to-kgo"
 	dir := t.TempDir()
-	payloads := [][]byte{binaryValue(0), binaryValue(1), bytes.Repeat([]byte("0123456789abcdef"), 8192)}
+	payloads := [][]byte{extBinaryValue(0), extBinaryValue(1), bytes.Repeat([]byte("0123456789abcdef"), 8192)}
 	var files []string
 	for i, p := range payloads {
 		f := filepath.Join(dir, fmt.Sprintf("msg%d.bin", i))
@@ -634,7 +644,7 @@ func TestKcatProducesKgoConsumes(t *testing.T) {
 		files = append(files, f)
 	}
 	args := append([]string{"-P", "-t", topic, "-p", "0", "-k", "file\x01key", "-H", "src=kcat", "-H", "kind=file", "-z", "snappy"}, files...)
-	kcat(t, w, nil, args...)
+	runKcat(t, w, nil, args...)
 
 	// Records separated by 0x1e, key and value by 0x1f.
 	type kv struct{ key, value string }
@@ -647,9 +657,9 @@ func TestKcatProducesKgoConsumes(t *testing.T) {
 	for _, r := range delimited {
 		in.WriteString(r.key + "\x1f" + r.value + "\x1e")
 	}
-	kcat(t, w, in.Bytes(), "-P", "-t", topic, "-p", "0", "-D", `\x1e`, "-K", `\x1f`, "-H", "src=kcat", "-z", "gzip", "-X", "acks=1")
+	runKcat(t, w, in.Bytes(), "-P", "-t", topic, "-p", "0", "-D", `\x1e`, "-K", `\x1f`, "-H", "src=kcat", "-z", "gzip", "-X", "acks=1")
 
-	recs := kgoRead(t, w, topic, 0, len(payloads)+len(delimited))
+	recs := extKgoRead(t, w, topic, 0, len(payloads)+len(delimited))
 	for i, r := range recs {
 		var wantKey, wantVal []byte
 		var wantHdr string
@@ -660,9 +670,9 @@ func TestKcatProducesKgoConsumes(t *testing.T) {
 			d := delimited[i-len(payloads)]
 			wantKey, wantVal, wantHdr, wantCodec = []byte(d.key), []byte(d.value), "src=kcat", 1
 		}
-		if r.Offset != int64(i) || !bytes.Equal(r.Key, wantKey) || !bytes.Equal(r.Value, wantVal) || headerCSV(r.Headers) != wantHdr {
+		if r.Offset != int64(i) || !bytes.Equal(r.Key, wantKey) || !bytes.Equal(r.Value, wantVal) || extHeaderCSV(r.Headers) != wantHdr {
 			t.Errorf("record %d: offset %d key %q headers %q value (%d bytes) equal=%v; want key %q headers %q value %d bytes",
-				i, r.Offset, r.Key, headerCSV(r.Headers), len(r.Value), bytes.Equal(r.Value, wantVal), wantKey, wantHdr, len(wantVal))
+				i, r.Offset, r.Key, extHeaderCSV(r.Headers), len(r.Value), bytes.Equal(r.Value, wantVal), wantKey, wantHdr, len(wantVal))
 		}
 		if c := r.Attrs.CompressionType(); c != wantCodec {
 			t.Errorf("record %d: stored with compression %d, want %d", i, c, wantCodec)
@@ -677,7 +687,7 @@ func TestKcatQueryAndTimestampRange(t *testing.T) {
 	w := StartWeir(t, "", "--default-partitions", "2")
 	const topic = "kcat-query"
 	base := time.Now().Add(-time.Hour).Truncate(time.Second)
-	cl := newKgo(t, w, kgo.AllowAutoTopicCreation(), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	cl := extKgoClient(t, w, kgo.AllowAutoTopicCreation(), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	var rs []*kgo.Record
 	for i := 0; i < 10; i++ {
 		rs = append(rs, &kgo.Record{Topic: topic, Partition: 1, Value: []byte(fmt.Sprintf("v%d", i)),
@@ -705,18 +715,18 @@ func TestKcatQueryAndTimestampRange(t *testing.T) {
 		{-2, 0},         // earliest
 		{-1, 10},        // latest
 	} {
-		out := strings.TrimSpace(string(kcat(t, w, nil, "-Q", "-t", fmt.Sprintf("%s:1:%d", topic, c.ts))))
+		out := strings.TrimSpace(string(runKcat(t, w, nil, "-Q", "-t", fmt.Sprintf("%s:1:%d", topic, c.ts))))
 		want := fmt.Sprintf("%s [1] offset %d", topic, c.want)
 		if out != want {
 			t.Errorf("kcat -Q %s:1:%d = %q, want %q", topic, c.ts, out, want)
 		}
 	}
 	// Partition 0 is empty.
-	if out := strings.TrimSpace(string(kcat(t, w, nil, "-Q", "-t", fmt.Sprintf("%s:0:%d", topic, ms(0))))); out != topic+" [0] offset -1" {
+	if out := strings.TrimSpace(string(runKcat(t, w, nil, "-Q", "-t", fmt.Sprintf("%s:0:%d", topic, ms(0))))); out != topic+" [0] offset -1" {
 		t.Errorf("kcat -Q on the empty partition = %q", out)
 	}
 
-	out := kcat(t, w, nil, "-C", "-t", topic, "-p", "1", "-e", "-o", fmt.Sprintf("s@%d", ms(2)), "-o", fmt.Sprintf("e@%d", ms(6)), "-f", `%o:%s:%T\n`)
+	out := runKcat(t, w, nil, "-C", "-t", topic, "-p", "1", "-e", "-o", fmt.Sprintf("s@%d", ms(2)), "-o", fmt.Sprintf("e@%d", ms(6)), "-f", `%o:%s:%T\n`)
 	var want strings.Builder
 	for i := 2; i < 6; i++ {
 		fmt.Fprintf(&want, "%d:v%d:%d\n", i, i, ms(i))

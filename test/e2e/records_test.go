@@ -181,15 +181,21 @@ func trunc(b []byte) []byte {
 	return b
 }
 
-// consumeFn reads n records of one partition from its start.
-type consumeFn func(t testing.TB, addr, topic string, partition int32, n int) []rec
+// consumeFn reads counts[p] records from the start of each partition p
+// of topic.
+type consumeFn func(t testing.TB, addr, topic string, counts map[int32]int) map[int32][]rec
 
 // checkTopic consumes every partition of want with consume and compares.
 func checkTopic(t testing.TB, name string, consume consumeFn, addr, topic string, want []rec, nulls nullness) {
 	t.Helper()
-	for p, g := range byPartition(want) {
-		got := consume(t, addr, topic, p, len(g))
-		compareRecs(t, fmt.Sprintf("%s %s[%d]", name, topic, p), g, got, nulls)
+	parts := byPartition(want)
+	counts := map[int32]int{}
+	for p, g := range parts {
+		counts[p] = len(g)
+	}
+	got := consume(t, addr, topic, counts)
+	for p, g := range parts {
+		compareRecs(t, fmt.Sprintf("%s %s[%d]", name, topic, p), g, got[p], nulls)
 	}
 }
 
@@ -264,35 +270,41 @@ func fromSarama(m *sarama.ConsumerMessage) rec {
 	return r
 }
 
-// saramaConsumer returns a consumeFn using sarama.Consumer.ConsumePartition
-// from OffsetOldest at version v.
+// saramaConsumer returns a consumeFn using one sarama.Consumer with a
+// ConsumePartition from OffsetOldest per partition, at version v.
 func saramaConsumer(v sarama.KafkaVersion) consumeFn {
-	return func(t testing.TB, addr, topic string, partition int32, n int) []rec {
+	return func(t testing.TB, addr, topic string, counts map[int32]int) map[int32][]rec {
 		t.Helper()
 		c, err := sarama.NewConsumer([]string{addr}, saramaConfig(v))
 		if err != nil {
 			t.Fatalf("sarama NewConsumer: %v", err)
 		}
 		defer c.Close()
-		pc, err := c.ConsumePartition(topic, partition, sarama.OffsetOldest)
-		if err != nil {
-			t.Fatalf("sarama ConsumePartition(%s, %d): %v", topic, partition, err)
+		pcs := map[int32]sarama.PartitionConsumer{}
+		for p := range counts {
+			pc, err := c.ConsumePartition(topic, p, sarama.OffsetOldest)
+			if err != nil {
+				t.Fatalf("sarama ConsumePartition(%s, %d): %v", topic, p, err)
+			}
+			defer pc.Close()
+			pcs[p] = pc
 		}
-		defer pc.Close()
 		timer := time.NewTimer(stepTimeout)
 		defer timer.Stop()
-		var got []rec
-		for len(got) < n {
-			select {
-			case m := <-pc.Messages():
-				got = append(got, fromSarama(m))
-			case err := <-pc.Errors():
-				t.Fatalf("sarama consume %s[%d] after %d records: %v", topic, partition, len(got), err)
-			case <-timer.C:
-				t.Fatalf("sarama consume %s[%d]: %d of %d records within %v (HWM %d)", topic, partition, len(got), n, stepTimeout, pc.HighWaterMarkOffset())
+		out := map[int32][]rec{}
+		for p, pc := range pcs {
+			for len(out[p]) < counts[p] {
+				select {
+				case m := <-pc.Messages():
+					out[p] = append(out[p], fromSarama(m))
+				case err := <-pc.Errors():
+					t.Fatalf("sarama consume %s[%d] after %d records: %v", topic, p, len(out[p]), err)
+				case <-timer.C:
+					t.Fatalf("sarama consume %s[%d]: %d of %d records within %v (HWM %d)", topic, p, len(out[p]), counts[p], stepTimeout, pc.HighWaterMarkOffset())
+				}
 			}
 		}
-		return got
+		return out
 	}
 }
 
@@ -334,34 +346,36 @@ func newTlog(t testing.TB, prefix string) kafkago.LoggerFunc {
 	}
 }
 
-// kafkagoConsume reads with a kafka.Reader without GroupID from
-// FirstOffset.
-func kafkagoConsume(t testing.TB, addr, topic string, partition int32, n int) []rec {
+// kafkagoConsume reads with one kafka.Reader per partition, without
+// GroupID, from FirstOffset.
+func kafkagoConsume(t testing.TB, addr, topic string, counts map[int32]int) map[int32][]rec {
 	t.Helper()
-	r := kafkago.NewReader(kafkago.ReaderConfig{
-		Brokers:        []string{addr},
-		Topic:          topic,
-		Partition:      int(partition),
-		MinBytes:       1,
-		MaxBytes:       1 << 20,
-		MaxWait:        100 * time.Millisecond,
-		StartOffset:    kafkago.FirstOffset,
-		ReadBackoffMin: 20 * time.Millisecond,
-		ReadBackoffMax: 200 * time.Millisecond,
-		ErrorLogger:    newTlog(t, "kafka-go reader: "),
-	})
-	defer r.Close()
 	c, cancel := context.WithTimeout(context.Background(), stepTimeout)
 	defer cancel()
-	var got []rec
-	for len(got) < n {
-		m, err := r.ReadMessage(c)
-		if err != nil {
-			t.Fatalf("kafka-go read %s[%d] after %d of %d records: %v", topic, partition, len(got), n, err)
+	out := map[int32][]rec{}
+	for p, n := range counts {
+		r := kafkago.NewReader(kafkago.ReaderConfig{
+			Brokers:        []string{addr},
+			Topic:          topic,
+			Partition:      int(p),
+			MinBytes:       1,
+			MaxBytes:       1 << 20,
+			MaxWait:        100 * time.Millisecond,
+			StartOffset:    kafkago.FirstOffset,
+			ReadBackoffMin: 20 * time.Millisecond,
+			ReadBackoffMax: 200 * time.Millisecond,
+			ErrorLogger:    newTlog(t, "kafka-go reader: "),
+		})
+		defer r.Close()
+		for len(out[p]) < n {
+			m, err := r.ReadMessage(c)
+			if err != nil {
+				t.Fatalf("kafka-go read %s[%d] after %d of %d records: %v", topic, p, len(out[p]), n, err)
+			}
+			out[p] = append(out[p], fromKafkago(m))
 		}
-		got = append(got, fromKafkago(m))
 	}
-	return got
+	return out
 }
 
 // ---- franz-go ----
@@ -406,28 +420,37 @@ func kgoProduce(t testing.TB, addr, topic string, rs []rec, opts ...kgo.Opt) {
 	}
 }
 
-// kgoConsume reads one partition from its start with a direct (groupless)
-// franz-go consumer.
-func kgoConsume(t testing.TB, addr, topic string, partition int32, n int) []rec {
+// kgoConsume reads the partitions from their start with one direct
+// (groupless) franz-go consumer.
+func kgoConsume(t testing.TB, addr, topic string, counts map[int32]int) map[int32][]rec {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{
-		topic: {partition: kgo.NewOffset().AtStart()},
-	}), kgo.FetchMaxWait(100*time.Millisecond))
+	offsets := map[int32]kgo.Offset{}
+	total := 0
+	for p, n := range counts {
+		offsets[p] = kgo.NewOffset().AtStart()
+		total += n
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets}),
+		kgo.FetchMaxWait(100*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
 	c, cancel := context.WithTimeout(context.Background(), stepTimeout)
 	defer cancel()
-	var got []rec
-	for len(got) < n {
+	out := map[int32][]rec{}
+	for got := 0; got < total; {
 		fs := cl.PollFetches(c)
 		if err := fs.Err0(); err != nil {
-			t.Fatalf("franz-go consume %s[%d] after %d of %d records: %v", topic, partition, len(got), n, err)
+			t.Fatalf("franz-go consume %s after %d of %d records: %v", topic, got, total, err)
 		}
-		fs.EachRecord(func(r *kgo.Record) { got = append(got, fromKgo(r)) })
+		fs.EachRecord(func(r *kgo.Record) {
+			out[r.Partition] = append(out[r.Partition], fromKgo(r))
+			got++
+		})
 	}
-	return got
+	return out
 }
 
 // ---- broker capabilities ----
