@@ -129,19 +129,16 @@ func (a *app) explain(what string, err error) error {
 	return fmt.Errorf("%s: %s", what, kafkaMessage(err, ""))
 }
 
-// kafkaMessage renders a Kafka error code with the broker's message if any:
-// "INVALID_CONFIG: unknown config \"x\"" reads better than the code's
-// generic description.
+// kafkaMessage renders a Kafka error: the broker's own message if it sent
+// one (it names the culprit, unlike the code's generic description), else
+// the code and its description.
 func kafkaMessage(err error, brokerMsg string) string {
+	if brokerMsg = strings.TrimPrefix(brokerMsg, "broker: "); brokerMsg != "" {
+		return brokerMsg
+	}
 	var ke *kerr.Error
 	if errors.As(err, &ke) {
-		if brokerMsg != "" {
-			return ke.Message + ": " + brokerMsg
-		}
 		return ke.Message + ": " + strings.TrimSuffix(ke.Description, ".")
-	}
-	if brokerMsg != "" {
-		return err.Error() + ": " + brokerMsg
 	}
 	return err.Error()
 }

@@ -93,10 +93,10 @@ type groupDescribed struct {
 }
 
 type memberDescribed struct {
-	MemberID    string              `json:"member_id"`
-	InstanceID  *string             `json:"instance_id"`
-	ClientID    string              `json:"client_id"`
-	Host        string              `json:"host"`
+	MemberID    string             `json:"member_id"`
+	InstanceID  *string            `json:"instance_id"`
+	ClientID    string             `json:"client_id"`
+	Host        string             `json:"host"`
 	Assignments map[string][]int32 `json:"assignments"`
 }
 
@@ -144,7 +144,7 @@ and the lag between them (records not yet consumed by the group).`,
 				if err := l.Error(); err != nil {
 					return groupError(g, err)
 				}
-				if (l.State == "Dead" || l.State == "") && len(l.Members) == 0 && l.Lag.IsEmpty() {
+				if (l.State == "Dead" || l.State == "") && len(l.Members) == 0 && len(l.Lag.Sorted()) == 0 {
 					return fmt.Errorf("group %q does not exist", g)
 				}
 				out = append(out, describeGroup(l))

@@ -131,12 +131,11 @@ func runProduce(cmd *cobra.Command, a *app, topic string, o produceOpts) error {
 
 	stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
 	in := cmd.InOrStdin()
-	if o.valueSet {
-		in = strings.NewReader(o.value)
-	} else if isTerminal(in) {
+	if !o.valueSet && isTerminal(in) {
 		fmt.Fprintln(stderr, "Type records, one per line; Ctrl-D to finish.")
 	}
 
+	noAck := strings.EqualFold(o.acks, "none") || o.acks == "0"
 	var (
 		mu       sync.Mutex
 		results  = map[int]produced{}
@@ -160,7 +159,11 @@ func runProduce(cmd *cobra.Command, a *app, topic string, o produceOpts) error {
 			if a.json() {
 				_ = writeJSONCompact(stdout, r)
 			} else {
-				fmt.Fprintf(stdout, "%s: partition %d, offset %d\n", r.Topic, r.Partition, r.Offset)
+				off := fmt.Sprint(r.Offset)
+				if r.Offset < 0 {
+					off = "unknown (acks=none)"
+				}
+				fmt.Fprintf(stdout, "%s: partition %d, offset %s\n", r.Topic, r.Partition, off)
 			}
 		}
 	}
@@ -187,7 +190,11 @@ func runProduce(cmd *cobra.Command, a *app, topic string, o produceOpts) error {
 			}
 			acked++
 			bar.update(acked)
-			results[seq] = produced{r.Topic, r.Partition, r.Offset, r.Timestamp.UnixMilli()}
+			off := r.Offset
+			if noAck {
+				off = -1 // acks=none: the broker does not say
+			}
+			results[seq] = produced{r.Topic, r.Partition, off, r.Timestamp.UnixMilli()}
 			flushResults()
 		})
 	}

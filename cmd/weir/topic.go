@@ -221,12 +221,12 @@ func newTopicListCmd(a *app) *cobra.Command {
 }
 
 type topicDescribed struct {
-	Name       string              `json:"name"`
-	ID         string              `json:"id"`
-	Internal   bool                `json:"internal"`
-	Replicas   int                 `json:"replicas"`
+	Name       string               `json:"name"`
+	ID         string               `json:"id"`
+	Internal   bool                 `json:"internal"`
+	Replicas   int                  `json:"replicas"`
 	Partitions []partitionDescribed `json:"partitions"`
-	Configs    []configDescribed   `json:"configs"`
+	Configs    []configDescribed    `json:"configs"`
 }
 
 type partitionDescribed struct {

@@ -603,6 +603,27 @@ func TestReaderOutlivesRetention(t *testing.T) {
 		}
 		done := make(chan struct{})
 		var wg sync.WaitGroup
+		wg.Go(func() { // timestamp queries and iteration race appends too
+			for ts := int64(0); ; ts = (ts + 97) % 2000 {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				if _, _, _, err := l.OffsetForTimestamp(ts); err != nil {
+					t.Errorf("OffsetForTimestamp(%d): %v", ts, err)
+					return
+				}
+				if _, _, _, err := l.MaxTimestamp(); err != nil {
+					t.Errorf("MaxTimestamp: %v", err)
+					return
+				}
+				if err := l.Batches(l.LogStartOffset(), func(batch.Header) bool { return true }); err != nil {
+					t.Errorf("Batches: %v", err)
+					return
+				}
+			}
+		})
 		for r := range 3 {
 			wg.Go(func() {
 				for i := 0; ; i++ {
@@ -630,7 +651,7 @@ func TestReaderOutlivesRetention(t *testing.T) {
 			})
 		}
 		for i := range 60 {
-			b := mkBatch(t, 100+i, 1, 1024, 10)
+			b := mkBatch(t, 100+i, 1, 1024, int64(i*37%1500))
 			stored.Store(l.EndOffset(), b)
 			appendDurable(t, l, b)
 			if _, err := l.EnforceRetention(); err != nil {

@@ -43,7 +43,7 @@ import (
 // "waiting", and its reply shows up under the command that releases it.
 func TestMachine(t *testing.T) {
 	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
-		h := &harness{t: t}
+		h := &harness{}
 		datadriven.RunTest(t, path, h.run)
 	})
 }
@@ -51,7 +51,6 @@ func TestMachine(t *testing.T) {
 var epoch = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 
 type harness struct {
-	t    testing.TB
 	cfg  Config
 	m    *Machine
 	now  time.Time
@@ -76,7 +75,6 @@ func (h *harness) persist(recs []Record) {
 }
 
 func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
-	h.t = t
 	h.out.Reset()
 	if d.Cmd != "config" && h.m == nil {
 		d.Fatalf(t, "config must come first")

@@ -124,7 +124,8 @@ func (m *Machine) Delete(groupID string) ([]Record, error) {
 
 // DeleteOffsets removes committed offsets (OffsetDelete). subscribed
 // reports topics the group's live members consume; their offsets are
-// refused with ErrGroupSubscribedToTopic.
+// refused with ErrGroupSubscribedToTopic. As in Kafka, a non-empty group
+// whose protocol type is not "consumer" is refused with ErrNonEmptyGroup.
 func (m *Machine) DeleteOffsets(groupID string, tps []TopicPartition, subscribed func(topic string) bool) ([]error, []Record, error) {
 	g := m.groups[groupID]
 	if g == nil {
