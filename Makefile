@@ -4,7 +4,7 @@ STATICCHECK_VERSION := v0.8.2
 FUZZTIME  ?= 10s
 PKGS      := ./...
 
-.PHONY: build run test check setup lint unit fuzz e2e bench clean
+.PHONY: build run test check setup lint unit fuzz e2e bench docs clean
 
 build:
 	$(GO) build -o bin/weir ./cmd/weir
@@ -33,6 +33,10 @@ unit:
 
 fuzz:
 	@./scripts/fuzz-all $(FUZZTIME)
+
+# docs: regenerate docs/cli.md from the cobra commands (a test fails when it is stale).
+docs:
+	$(GO) run ./cmd/weir gen-docs docs
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2x ./internal/commitlog/

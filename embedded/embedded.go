@@ -57,6 +57,8 @@ func Start(opts Options) (*Broker, error) {
 	if opts.Addr != "" {
 		cfg.KafkaAddr = opts.Addr
 	}
+	cfg.HTTPAddr = "127.0.0.1:0"     // /metrics and health on a free port: see HTTPAddr
+	cfg.RegistryAddr = "127.0.0.1:0" // the schema registry too: see RegistryAddr
 	if opts.Partitions > 0 {
 		cfg.DefaultPartitions = opts.Partitions
 	}
@@ -80,6 +82,12 @@ func Start(opts Options) (*Broker, error) {
 
 // Addr is the host:port Kafka clients should use as a seed broker.
 func (b *Broker) Addr() string { return b.srv.KafkaAddr() }
+
+// HTTPAddr is the host:port serving /metrics, /healthz and /readyz.
+func (b *Broker) HTTPAddr() string { return b.srv.HTTPAddr() }
+
+// RegistryAddr is the host:port serving the schema registry API.
+func (b *Broker) RegistryAddr() string { return b.srv.RegistryAddr() }
 
 // Close stops the broker cleanly and removes a temporary data directory.
 func (b *Broker) Close() error {

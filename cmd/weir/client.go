@@ -199,3 +199,15 @@ func existingTopics(ctx context.Context, a *app, adm *kadm.Client, topics ...str
 	}
 	return td, nil
 }
+
+// wantArgs checks the positional arguments, naming what is missing in the
+// one-line error (cobra's own says only "accepts 1 arg(s), received 0").
+func wantArgs(min, max int, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) < min || (max >= 0 && len(args) > max) {
+			name := strings.TrimPrefix(cmd.CommandPath(), cmd.Root().Name()+" ")
+			return fmt.Errorf("%s: want %s, got %d argument(s) (see '%s --help')", name, what, len(args), cmd.CommandPath())
+		}
+		return nil
+	}
+}

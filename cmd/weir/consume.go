@@ -43,13 +43,16 @@ With --group, consumption is shared with the group's other members and
 progress is committed to the group, so the next run resumes where this one
 stopped; --from then applies only to partitions without a committed offset.
 
-Template verbs: ` + templateVerbs + `.`,
+Template verbs: ` + templateVerbs + `.
+
+In JSON lines, key and value are strings (null when absent; bytes that are
+not UTF-8 become U+FFFD) and timestamp is in Unix milliseconds.`,
 		Example: `  weir consume demo -e                      # everything so far, then exit
   weir consume demo --from end              # only new records
   weir consume demo --from -15m -n 10       # ten records from 15 minutes ago
   weir consume demo -g workers -n 1         # one record, as group "workers"
   weir consume demo -f '%p/%o %k=%v %h'     # partition/offset key=value headers`,
-		Args: cobra.ExactArgs(1),
+		Args: wantArgs(1, 1, "one TOPIC"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runConsume(cmd, a, args[0], o)
 		},

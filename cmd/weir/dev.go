@@ -17,6 +17,8 @@ func newDevCmd() *cobra.Command {
 	var (
 		dataDir   string
 		kafkaAddr string
+		httpAddr  string
+		regAddr   string
 		logLevel  string
 	)
 	cmd := &cobra.Command{
@@ -30,7 +32,8 @@ try next. Ctrl-C stops it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg := config.Defaults()
-			cfg.DataDir, cfg.KafkaAddr, cfg.LogLevel = dataDir, kafkaAddr, logLevel
+			cfg.DataDir, cfg.KafkaAddr, cfg.HTTPAddr, cfg.LogLevel = dataDir, kafkaAddr, httpAddr, logLevel
+			cfg.RegistryAddr = regAddr
 			cfg.GroupInitialRebalanceDelay = 0 // consumers get partitions at once
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -47,6 +50,8 @@ try next. Ctrl-C stops it.`,
 			fmt.Fprintf(w, "Weir %s is running (dev mode).\n\n", version)
 			t := newTable(w)
 			t.row("  Kafka API", addr)
+			t.row("  HTTP", "http://"+srv.HTTPAddr()+" (/metrics, /healthz, /readyz)")
+			t.row("  Schema registry", "http://"+srv.RegistryAddr())
 			t.row("  Data", cfg.DataDir+" (durable: acknowledged writes are fsynced)")
 			_ = t.flush()
 			fmt.Fprintf(w, "\nNext, in another terminal:\n\n  echo hello | weir produce demo%s && weir consume demo%s -n 1\n\n", flag, flag)
@@ -57,6 +62,8 @@ try next. Ctrl-C stops it.`,
 	f := cmd.Flags()
 	f.StringVar(&dataDir, "data-dir", d.DataDir, "directory for all durable state")
 	f.StringVar(&kafkaAddr, "kafka-addr", d.KafkaAddr, "Kafka protocol listen address")
+	f.StringVar(&httpAddr, "http-addr", d.HTTPAddr, "HTTP listen address (metrics, health)")
+	f.StringVar(&regAddr, "registry-addr", d.RegistryAddr, "schema registry listen address")
 	f.StringVar(&logLevel, "log-level", "warn", "debug, info, warn or error")
 	return cmd
 }

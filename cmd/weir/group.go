@@ -122,7 +122,7 @@ func newGroupDescribeCmd(a *app) *cobra.Command {
 		Long: `Show a consumer group: its state, its members and what each is assigned,
 and per partition the committed offset, the log end offset (high watermark)
 and the lag between them (records not yet consumed by the group).`,
-		Args: cobra.MinimumNArgs(1),
+		Args: wantArgs(1, -1, "GROUP names"),
 		RunE: func(cmd *cobra.Command, groups []string) error {
 			ctx, cancel := opContext(cmd)
 			defer cancel()
@@ -205,7 +205,9 @@ func printGroupDescriptions(cmd *cobra.Command, out []groupDescribed) error {
 		t := newTable(w)
 		t.row("GROUP", d.Group)
 		t.row("STATE", d.State)
-		t.row("BALANCER", d.Protocol)
+		if d.Protocol != "" {
+			t.row("BALANCER", d.Protocol)
+		}
 		t.row("MEMBERS", len(d.Members))
 		t.row("TOTAL-LAG", d.TotalLag)
 		if err := t.flush(); err != nil {
@@ -227,13 +229,23 @@ func printGroupDescriptions(cmd *cobra.Command, out []groupDescribed) error {
 		}
 		if len(d.Partitions) > 0 {
 			fmt.Fprintln(w)
-			t = newTable(w, "TOPIC", "PARTITION", "COMMITTED", "LOG-END", "LAG", "MEMBER-ID", "CLIENT-ID", "HOST")
+			// Member columns only while the group has members.
+			members := len(d.Members) > 0
+			headers := []string{"TOPIC", "PARTITION", "COMMITTED", "LOG-END", "LAG"}
+			if members {
+				headers = append(headers, "MEMBER-ID", "CLIENT-ID", "HOST")
+			}
+			t = newTable(w, headers...)
 			for _, p := range d.Partitions {
 				lag := fmt.Sprint(p.Lag)
 				if p.Error != "" {
 					lag = "error: " + p.Error
 				}
-				t.row(p.Topic, p.Partition, p.Committed, p.LogEnd, lag, p.MemberID, p.ClientID, p.Host)
+				row := []any{p.Topic, p.Partition, p.Committed, p.LogEnd, lag}
+				if members {
+					row = append(row, p.MemberID, p.ClientID, p.Host)
+				}
+				t.row(row...)
 			}
 			if err := t.flush(); err != nil {
 				return err
@@ -281,11 +293,11 @@ have no active members when executing: stop its consumers first.
 
 --to is one of: ` + positionHelp + `, or a shift from the committed offset ("+5", "-5").
 Offsets are clamped to each partition's log. Without --topic, the topics the
-group has committed offsets for are moved.`,
+group has committed offsets for (or is assigned) are moved.`,
 		Example: `  weir group seek workers --to beginning             # preview
   weir group seek workers --to beginning --execute   # apply
   weir group seek workers --to 2025-01-02T15:00:00Z --topic orders --execute`,
-		Args: cobra.ExactArgs(1),
+		Args: wantArgs(1, 1, "one GROUP"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			group := args[0]
 			if to == "" {
@@ -323,8 +335,15 @@ group has committed offsets for are moved.`,
 					committed[o.Topic][o.Partition] = o.At
 				}
 			})
+			if execute && len(dg.Members) > 0 {
+				return fmt.Errorf("group %q has %d active member(s); stop its consumers before seeking", group, len(dg.Members))
+			}
 			if len(topics) == 0 {
-				topics = sortedKeys(committed)
+				set := dg.AssignedPartitions()
+				for t := range committed {
+					set.Add(t)
+				}
+				topics = set.Topics()
 				if len(topics) == 0 {
 					return fmt.Errorf("group %q has no committed offsets; name the topics to seek with --topic", group)
 				}
@@ -354,9 +373,6 @@ group has committed offsets for are moved.`,
 			}
 			stderr := cmd.ErrOrStderr()
 			if execute {
-				if len(dg.Members) > 0 {
-					return fmt.Errorf("group %q has %d active member(s); stop its consumers before seeking", group, len(dg.Members))
-				}
 				resp, err := adm.CommitOffsets(ctx, group, offsets)
 				if err != nil {
 					return a.explain("commit offsets of group "+group, err)
@@ -416,7 +432,7 @@ func newGroupDeleteCmd(a *app) *cobra.Command {
 		Use:     "delete GROUP...",
 		Aliases: []string{"rm"},
 		Short:   "Delete consumer groups and their committed offsets",
-		Args:    cobra.MinimumNArgs(1),
+		Args:    wantArgs(1, -1, "GROUP names"),
 		RunE: func(cmd *cobra.Command, groups []string) error {
 			ctx, cancel := opContext(cmd)
 			defer cancel()

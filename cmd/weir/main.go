@@ -91,6 +91,7 @@ default, and print aligned tables, or stable JSON with --format json.`,
 		root.AddCommand(c)
 	}
 	root.AddCommand(newVersionCmd(a), newGenDocsCmd())
+	addObservabilityCmds(root, a)
 	root.InitDefaultCompletionCmd()
 	return root
 }

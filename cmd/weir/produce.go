@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -50,7 +51,7 @@ exist are created if the broker allows auto-creation.`,
 		Example: `  echo hello | weir produce demo
   weir produce demo --value '{"id":1}' --key user-1 -H source=cli
   printf 'k1:v1\nk2:v2\n' | weir produce demo -K : -v`,
-		Args: cobra.ExactArgs(1),
+		Args: wantArgs(1, 1, "one TOPIC"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.valueSet = cmd.Flags().Changed("value")
 			o.keySet = cmd.Flags().Changed("key")
@@ -121,7 +122,10 @@ func runProduce(cmd *cobra.Command, a *app, topic string, o produceOpts) error {
 		}
 		headers = append(headers, kgo.RecordHeader{Key: k, Value: []byte(v)})
 	}
-	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt)
+	// Ctrl-C stops reading input; records already read are still delivered
+	// (under ctx, which the signal does not cancel). A second Ctrl-C kills.
+	ctx := cmd.Context()
+	interrupted, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cl, err := a.client(ctx, opts...)
 	if err != nil {
@@ -202,36 +206,39 @@ func runProduce(cmd *cobra.Command, a *app, topic string, o produceOpts) error {
 	failed := func() bool {
 		mu.Lock()
 		defer mu.Unlock()
-		return firstErr != nil || ctx.Err() != nil
+		return firstErr != nil
 	}
+	var readErr error
 	seq := 0
 	if o.valueSet {
 		produceOne(0, []byte(o.value))
 		seq = 1
 	} else {
-		br := bufio.NewReaderSize(in, 64<<10)
+		lines, errc, quit := readLines(in)
+	read:
 		for !failed() {
-			line, rerr := br.ReadBytes('\n') // a fresh slice each call
-			if len(line) > 0 {
-				line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r"))
+			select {
+			case line, ok := <-lines:
+				if !ok {
+					readErr = <-errc
+					break read
+				}
 				produceOne(seq, line)
 				seq++
-			}
-			if rerr == io.EOF {
-				break
-			}
-			if rerr != nil {
-				return fmt.Errorf("read stdin: %w", rerr)
+			case <-interrupted.Done():
+				stop()
+				break read
 			}
 		}
+		close(quit)
 	}
 	wg.Wait()
 	bar.done()
 	if firstErr != nil {
 		return produceError(a, topic, o.partition, firstErr)
 	}
-	if ctx.Err() != nil {
-		return fmt.Errorf("interrupted after %d of %d records", acked, seq)
+	if readErr != nil {
+		return fmt.Errorf("read stdin after %d records: %w", seq, readErr)
 	}
 	if !a.json() && !o.verbose {
 		plural := "s"
@@ -259,4 +266,36 @@ func produceError(a *app, topic string, partition int32, err error) error {
 		return fmt.Errorf("produce to %s: broker at %s did not acknowledge within %s", topic, a.addr(), opTimeout)
 	}
 	return a.explain("produce to "+topic, err)
+}
+
+// readLines sends each line of r, without its line ending, until EOF or
+// until quit is closed; then it closes lines and sends the read error (nil
+// at EOF) on errc. Reading runs apart so that Ctrl-C need not wait for a
+// line on an interactive stdin.
+func readLines(r io.Reader) (lines <-chan []byte, errc <-chan error, quit chan struct{}) {
+	out, ec, q := make(chan []byte, 256), make(chan error, 1), make(chan struct{})
+	go func() {
+		defer close(out)
+		br := bufio.NewReaderSize(r, 64<<10)
+		for {
+			line, err := br.ReadBytes('\n') // a fresh slice each call
+			if len(line) > 0 {
+				line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r"))
+				select {
+				case out <- line:
+				case <-q:
+					ec <- nil
+					return
+				}
+			}
+			if err != nil {
+				if err == io.EOF {
+					err = nil
+				}
+				ec <- err
+				return
+			}
+		}
+	}()
+	return out, ec, q
 }

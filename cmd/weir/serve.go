@@ -38,6 +38,8 @@ defaults, the YAML file named by --config, WEIR_* environment variables
 	f.String("http-addr", d.HTTPAddr, "HTTP address (console, CloudEvents, metrics)")
 	f.String("registry-addr", d.RegistryAddr, "schema registry address")
 	f.Bool("auto-create-topics", d.AutoCreateTopics, "create unknown topics on first use")
+	f.String("topic-name-pattern", d.TopicNamePattern, "regular expression new topics' names must match in full (policy)")
+	f.Bool("require-topic-schema", d.RequireTopicSchema, "refuse to create a topic before a schema is registered under <topic>-value (policy)")
 	f.Int32("default-partitions", d.DefaultPartitions, "partitions of auto-created topics")
 	f.String("durability", string(d.Durability), "fsync policy: always (ack after fdatasync), interval, never")
 	f.Duration("sync-interval", d.SyncInterval, "fsync period with --durability=interval")

@@ -84,7 +84,7 @@ func newTopicCreateCmd(a *app) *cobra.Command {
 		Short: "Create topics",
 		Example: `  weir topic create orders -p 3
   weir topic create logs -c retention.ms=3600000 -c cleanup.policy=delete`,
-		Args: cobra.MinimumNArgs(1),
+		Args: wantArgs(1, -1, "TOPIC names"),
 		RunE: func(cmd *cobra.Command, topics []string) error {
 			cfg := map[string]*string{}
 			for _, c := range configs {
@@ -252,7 +252,7 @@ func newTopicDescribeCmd(a *app) *cobra.Command {
 		Use:     "describe TOPIC...",
 		Aliases: []string{"info"},
 		Short:   "Show topics' partitions (offsets, sizes) and configs (with their source)",
-		Args:    cobra.MinimumNArgs(1),
+		Args:    wantArgs(1, -1, "TOPIC names"),
 		RunE: func(cmd *cobra.Command, topics []string) error {
 			ctx, cancel := opContext(cmd)
 			defer cancel()
@@ -392,7 +392,7 @@ func newTopicAlterConfigCmd(a *app) *cobra.Command {
 		Short: "Set or delete topic configs (incrementally; other configs are kept)",
 		Example: `  weir topic alter-config orders --set retention.ms=86400000
   weir topic alter-config orders --delete retention.ms   # back to the default`,
-		Args: cobra.MinimumNArgs(1),
+		Args: wantArgs(1, -1, "TOPIC names"),
 		RunE: func(cmd *cobra.Command, topics []string) error {
 			var alters []kadm.AlterConfig
 			var changes []configChange
@@ -493,7 +493,7 @@ func newTopicAddPartitionsCmd(a *app) *cobra.Command {
 		Use:     "add-partitions TOPIC...",
 		Short:   "Add partitions to topics (keyed records may then map to other partitions)",
 		Example: `  weir topic add-partitions orders -n 3`,
-		Args:    cobra.MinimumNArgs(1),
+		Args:    wantArgs(1, -1, "TOPIC names"),
 		RunE: func(cmd *cobra.Command, topics []string) error {
 			if num < 1 {
 				return fmt.Errorf("--num %d: want at least 1", num)
@@ -562,7 +562,7 @@ func newTopicDeleteCmd(a *app) *cobra.Command {
 		Use:     "delete TOPIC...",
 		Aliases: []string{"rm"},
 		Short:   "Delete topics and all their records",
-		Args:    cobra.MinimumNArgs(1),
+		Args:    wantArgs(1, -1, "TOPIC names"),
 		RunE: func(cmd *cobra.Command, topics []string) error {
 			ctx, cancel := opContext(cmd)
 			defer cancel()

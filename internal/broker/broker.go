@@ -46,6 +46,9 @@ type Options struct {
 	Now func() time.Time
 	// Logger; default slog.Default().
 	Logger *slog.Logger
+	// LogMetrics is handed to every partition log (fsync observations);
+	// nil records none.
+	LogMetrics *commitlog.Metrics
 }
 
 func (o *Options) fill() error {
@@ -233,6 +236,7 @@ func (b *Broker) openPartition(t *Topic, p int32) (*Partition, error) {
 		SyncInterval:   b.opts.SyncInterval,
 		Now:            b.opts.Now,
 		Logger:         b.opts.Logger,
+		Metrics:        b.opts.LogMetrics,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("broker: open %s-%d: %w", t.Name, p, err)
@@ -244,6 +248,9 @@ func (b *Broker) openPartition(t *Topic, p int32) (*Partition, error) {
 	}
 	return part, nil
 }
+
+// Dir is the data directory.
+func (b *Broker) Dir() string { return b.opts.Dir }
 
 // ClusterID is the node's cluster id, created with the data directory.
 func (b *Broker) ClusterID() string { return b.clusterID }

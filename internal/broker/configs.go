@@ -105,6 +105,14 @@ var configDefs = []configDef{
 		oneOf("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"), func(*Options) string { return "producer" }},
 	{"min.insync.replicas", TypeInt, "single node: any value >= 1 is accepted and met by the one replica",
 		intRange(1, math.MaxInt32), func(*Options) string { return "1" }},
+	{"weir.key.schema.validation", TypeString, "true rejects record keys without the schema id of subject <topic>-key; full also validates the payload",
+		oneOfFold("false", "true", "full"), func(*Options) string { return SchemaValidationOff }},
+	{"weir.value.schema.validation", TypeString, "true rejects record values without the schema id of subject <topic>-value; full also validates the payload",
+		oneOfFold("false", "true", "full"), func(*Options) string { return SchemaValidationOff }},
+	{"confluent.key.schema.validation", TypeBoolean, "Confluent's name for weir.key.schema.validation=true (the weir name wins when both are set)",
+		oneOfFold("false", "true"), func(*Options) string { return "false" }},
+	{"confluent.value.schema.validation", TypeBoolean, "Confluent's name for weir.value.schema.validation=true (the weir name wins when both are set)",
+		oneOfFold("false", "true"), func(*Options) string { return "false" }},
 }
 
 func findDef(name string) *configDef {

@@ -94,10 +94,10 @@ func (r *crashRun) options(fsys vfs.FS) Options {
 // nopTB lets helpers that take a testing.TB build batches outside a test.
 type nopTB struct{ testing.TB }
 
-func (nopTB) Helper()              {}
+func (nopTB) Helper()               {}
 func (nopTB) Fatalf(string, ...any) { panic("mkBatch failed") }
 
-func runCrash(t *testing.T, cfg crashConfig) (points, acked int) {
+func runCrash(t *testing.T, cfg crashConfig) (points, acked, records int) {
 	r := &crashRun{cfg: cfg, mem: vfs.NewMem(), rng: rand.New(rand.NewPCG(cfg.seed, 99)), written: map[int64][]byte{}}
 	o := r.options(vfs.NewErrorFS(r.mem, r))
 	l, err := Open(o)
@@ -157,7 +157,7 @@ func runCrash(t *testing.T, cfg crashConfig) (points, acked int) {
 		t.Fatalf("Close: %v", err)
 	}
 	if t.Failed() {
-		return 0, 0
+		return 0, 0, 0
 	}
 	for i, p := range r.points {
 		nest := cfg.nested > 0 && i%cfg.nested == 0
@@ -165,7 +165,8 @@ func runCrash(t *testing.T, cfg crashConfig) (points, acked int) {
 		if nest {
 			pristine = p.fs.CrashStrict() // a copy: verify appends to p.fs
 		}
-		acked += r.verify(t, i, p)
+		a, n := r.verify(t, i, p)
+		acked, records = acked+a, records+n
 		if t.Failed() {
 			return
 		}
@@ -174,7 +175,7 @@ func runCrash(t *testing.T, cfg crashConfig) (points, acked int) {
 			points += r.nested(t, i, p)
 		}
 	}
-	return points + len(r.points), acked
+	return points + len(r.points), acked, records
 }
 
 // nested crashes at random operations of the recovery of p itself and
@@ -195,9 +196,9 @@ func (r *crashRun) nested(t *testing.T, i int, p crashPoint) int {
 	return len(inner.points)
 }
 
-// verify recovers crash point p and returns how many acknowledged appends
-// it found.
-func (r *crashRun) verify(t *testing.T, i int, p crashPoint) (checked int) {
+// verify recovers crash point p and returns how many acknowledged appends,
+// and records in them, it found.
+func (r *crashRun) verify(t *testing.T, i int, p crashPoint) (checked, records int) {
 	t.Helper()
 	o := r.options(p.fs)
 	l, err := Open(o)
@@ -230,6 +231,7 @@ func (r *crashRun) verify(t *testing.T, i int, p crashPoint) (checked int) {
 			t.Fatalf("crash point %d: acknowledged offsets [%d, %d] lost; recovered [%d, %d)", i, a.base, a.last, start, hw)
 		}
 		checked++
+		records += int(a.last - a.base + 1)
 	}
 	// Indexes agree with a scan: every offset's read starts with its batch.
 	for off := start; off < hw; off += 3 {
@@ -252,26 +254,26 @@ func (r *crashRun) verify(t *testing.T, i int, p crashPoint) (checked int) {
 	if err := l.WaitDurable(context.Background(), res.LastOffset+1); err != nil {
 		t.Fatalf("crash point %d: WaitDurable after recovery: %v", i, err)
 	}
-	return checked
+	return checked, records
 }
 
 func TestCrashConcurrent(t *testing.T) {
-	var points, acked int
+	var points, acked, records int
 	for seed := range uint64(3) {
-		p, a := runCrash(t, crashConfig{seed: seed, appenders: 4, appends: 50, prob: 0.12, nested: 10})
-		points, acked = points+p, acked+a
+		p, a, n := runCrash(t, crashConfig{seed: seed, appenders: 4, appends: 50, prob: 0.12, nested: 10})
+		points, acked, records = points+p, acked+a, records+n
 	}
 	if points < 300 {
 		t.Fatalf("only %d crash points", points)
 	}
-	t.Logf("%d crash points, %d acknowledged appends checked present after recovery", points, acked)
+	t.Logf("%d crash points; %d acknowledged appends (%d records) checked present after recovery", points, acked, records)
 }
 
 // TestCrashEveryOp crashes before every filesystem operation of one
 // appender's run (appends, rolls, retention, DeleteRecords, Close).
 func TestCrashEveryOp(t *testing.T) {
-	p, a := runCrash(t, crashConfig{seed: 42, appenders: 1, appends: 40, prob: 1})
-	t.Logf("%d crash points, %d acknowledged appends checked present after recovery", p, a)
+	p, a, n := runCrash(t, crashConfig{seed: 42, appenders: 1, appends: 40, prob: 1})
+	t.Logf("%d crash points; %d acknowledged appends (%d records) checked present after recovery", p, a, n)
 }
 
 // TestCrashWeakDurability: under Never and Interval nothing is promised
@@ -279,7 +281,7 @@ func TestCrashEveryOp(t *testing.T) {
 // never goes below a DeleteRecords checkpoint.
 func TestCrashWeakDurability(t *testing.T) {
 	for _, d := range []Durability{Never, Interval} {
-		p, _ := runCrash(t, crashConfig{seed: 7, appenders: 3, appends: 30, prob: 0.2, durability: d})
+		p, _, _ := runCrash(t, crashConfig{seed: 7, appenders: 3, appends: 30, prob: 0.2, durability: d})
 		t.Logf("%v: %d crash points", d, p)
 	}
 }

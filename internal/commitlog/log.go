@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -329,10 +330,12 @@ func (l *Log) syncData(m mark, when string) error {
 	if err := l.Err(); err != nil {
 		return err
 	}
+	start := time.Now()
 	if err := m.seg.f.Sync(); err != nil {
 		l.fail(fmt.Errorf("fdatasync %s%s: %w", m.seg.path(logSuffix), when, err))
 		return l.Err()
 	}
+	l.opts.Metrics.observe(time.Since(start), m.next-l.durable.Load())
 	l.publish(m, true)
 	return nil
 }
@@ -425,20 +428,31 @@ func (l *Log) readSegment(seg *segment, hw *mark, offset int64, maxBytes int) ([
 	if _, err := seg.f.ReadAt(buf, pos); err != nil {
 		return nil, fmt.Errorf("%w: read %s at %d: %w", ErrStorage, seg.path(logSuffix), pos, err)
 	}
-	// Trim to whole batches.
+	// Trim to whole batches, checking each one's CRC so that damage on
+	// disk is reported, never served: a damaged batch ends the read, or
+	// fails it when it comes first.
 	n := 0
 	for n+batch.HeaderSize <= len(buf) {
 		h, err := batch.ParseHeader(buf[n:])
-		if err != nil {
-			return nil, fmt.Errorf("%w: %s at %d: %w", ErrCorrupt, seg.path(logSuffix), pos+int64(n), err)
-		}
-		if n+h.Size() > len(buf) {
+		if err == nil && n+h.Size() > len(buf) {
 			break
+		}
+		if err == nil && crc32.Checksum(buf[n+batchCRCStart:n+h.Size()], castagnoli) != h.CRC {
+			err = batch.ErrCorrupt
+		}
+		if err != nil {
+			if n > 0 {
+				break
+			}
+			return nil, fmt.Errorf("%w: %s at %d: %w", ErrCorrupt, seg.path(logSuffix), pos+int64(n), err)
 		}
 		n += h.Size()
 	}
 	return buf[:n], nil
 }
+
+// batchCRCStart is where a batch's CRC-32C coverage starts (Attributes).
+const batchCRCStart = 21
 
 // readNext reads offset from the segment after seg, for offsets that fall
 // in a gap at the end of seg (e.g. after compaction removed batches).

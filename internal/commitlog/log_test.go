@@ -569,7 +569,10 @@ func TestRetentionMs(t *testing.T) {
 
 func TestReaderOutlivesRetention(t *testing.T) {
 	forEachFS(t, func(t *testing.T, e fsEnv) {
-		l, _, batches := sevenBatches(t, e, func(o *Options) { o.RetentionBytes = 1 })
+		l, _, batches := sevenBatches(t, e, func(o *Options) {
+			o.RetentionBytes = 1
+			o.IndexIntervalBytes = 4096 // so appends raise time-index entries in place
+		})
 		seg := l.segmentFor(1)
 		hw := l.visible.Load()
 		if !seg.acquire() {

@@ -66,6 +66,8 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives recovery and failure reports; default slog.Default().
 	Logger *slog.Logger
+	// Metrics receives fsync observations; nil records none.
+	Metrics *Metrics
 }
 
 func (o *Options) fill() error {

@@ -2,6 +2,7 @@ package commitlog
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/weirhq/weir/internal/vfs"
@@ -179,9 +180,9 @@ func TestDamagedIndexRebuilt(t *testing.T) {
 		closeLog(t, l)
 		must(t, writeFileSync(e.fs, s0.path(indexSuffix)+".tmp", []byte("junk")))
 		must(t, writeFileSync(e.fs, l.path(logStartFile)+".tmp", []byte("junk")))
-		l = openLog(t, o)
+		openLog(t, o)
 		for _, n := range listDir(t, e.fs, e.dir) {
-			if len(n) > 4 && n[len(n)-4:] == ".tmp" {
+			if strings.HasSuffix(n, ".tmp") {
 				t.Fatalf("temporary file %s survived Open", n)
 			}
 		}

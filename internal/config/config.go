@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"regexp"
 	"time"
 )
 
@@ -41,6 +42,12 @@ type Config struct {
 	RegistryAddr string `koanf:"registry-addr"`
 	// AutoCreateTopics creates unknown topics on first produce/metadata.
 	AutoCreateTopics bool `koanf:"auto-create-topics"`
+	// TopicNamePattern, when set, is a regular expression every topic a
+	// client creates must match in full; others get POLICY_VIOLATION.
+	TopicNamePattern string `koanf:"topic-name-pattern"`
+	// RequireTopicSchema refuses (POLICY_VIOLATION) to create a topic
+	// before a schema is registered under its subject "<topic>-value".
+	RequireTopicSchema bool `koanf:"require-topic-schema"`
 	// DefaultPartitions is the partition count of auto-created topics.
 	DefaultPartitions int32 `koanf:"default-partitions"`
 	// Durability is the log fsync policy.
@@ -120,6 +127,11 @@ func (c Config) Validate() error {
 		}
 	default:
 		errs = append(errs, fmt.Errorf("durability %q: want always, interval or never", c.Durability))
+	}
+	if c.TopicNamePattern != "" {
+		if _, err := regexp.Compile(c.TopicNamePattern); err != nil {
+			errs = append(errs, fmt.Errorf("topic-name-pattern %q: %w", c.TopicNamePattern, err))
+		}
 	}
 	if c.DefaultPartitions < 1 || c.DefaultPartitions > 10000 {
 		errs = append(errs, fmt.Errorf("default-partitions %d: want 1..10000", c.DefaultPartitions))

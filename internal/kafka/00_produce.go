@@ -3,6 +3,7 @@ package kafka
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -68,10 +69,14 @@ func (s *Server) handleProduce(c *Conn, r kmsg.Request) Reply {
 				pr.ErrorCode = errorCode(err)
 				msg := err.Error()
 				pr.ErrorMessage = &msg
+				pr.ErrorRecords = errorRecords(err)
 			} else {
 				pr.BaseOffset = p.a.BaseOffset
 				pr.LogAppendTime = p.a.LogAppendTime
 				pr.LogStartOffset = p.a.LogStartOffset
+				if !p.a.Duplicate {
+					s.m.produced(rt.Topic, len(rp.Records), p.a.LastOffset-p.a.BaseOffset+1)
+				}
 			}
 			t.Partitions = append(t.Partitions, pr)
 			if err == nil && req.Acks == -1 {
@@ -121,7 +126,7 @@ func (s *Server) produceOne(req *kmsg.ProduceRequest, topic string, rp kmsg.Prod
 	if req.Version < 3 {
 		return produced{}, kerr.UnsupportedForMessageFormat
 	}
-	if topic == OffsetsTopic {
+	if topic == OffsetsTopic || slices.Contains(s.opts.InternalTopics, topic) {
 		return produced{}, fmt.Errorf("%w: clients may not produce to the internal topic %s", kerr.InvalidTopicException, topic)
 	}
 	p, err := s.opts.Broker.Partition(topic, rp.Partition)
@@ -132,6 +137,9 @@ func (s *Server) produceOne(req *kmsg.ProduceRequest, topic string, rp kmsg.Prod
 		if h, err := batch.ParseHeader(rp.Records); err == nil && h.Codec() == batch.CodecZstd && req.Version < 7 {
 			return produced{}, kerr.UnsupportedCompressionType
 		}
+	}
+	if err := s.checkSchemas(topic, rp.Partition, rp.Records); err != nil {
+		return produced{}, err
 	}
 	a, err := p.Append(rp.Records)
 	if err != nil {

@@ -27,14 +27,16 @@ func (s *Server) handleFetch(c *Conn, r kmsg.Request) Reply {
 	if req.Version < 3 || maxBytes <= 0 {
 		maxBytes = 52428800
 	}
-	resp, total, hasErr := s.gatherFetch(req, maxBytes)
-	wait := time.Duration(req.MaxWaitMillis) * time.Millisecond
-	if total >= int(req.MinBytes) || total > 0 && req.MinBytes <= 0 || wait <= 0 || hasErr {
-		return Respond(resp)
-	}
-	wait = min(wait, maxFetchWait)
+	wait := min(time.Duration(req.MaxWaitMillis)*time.Millisecond, maxFetchWait)
 	ctx := c.Context()
+	// Read the records only when this reply is next to be written: replies
+	// queued behind a consumer that stopped reading then hold no record
+	// data, so such a consumer pins at most the response being written.
 	return Defer(func() kmsg.Response {
+		resp, total, hasErr := s.gatherFetch(req, maxBytes)
+		if total >= int(req.MinBytes) || total > 0 && req.MinBytes <= 0 || wait <= 0 || hasErr {
+			return resp
+		}
 		deadline := time.NewTimer(wait)
 		defer deadline.Stop()
 		for {

@@ -57,7 +57,7 @@ func (s *Server) handleMetadata(c *Conn, r kmsg.Request) Reply {
 		default:
 			if err = broker.ValidateTopicName(*rt.Topic); err == nil {
 				if autoCreate {
-					t, err = b.EnsureTopic(*rt.Topic)
+					t, err = s.ensureTopic(*rt.Topic)
 				} else {
 					t, err = b.Topic(*rt.Topic)
 				}

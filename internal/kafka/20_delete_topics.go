@@ -46,6 +46,9 @@ func (s *Server) handleDeleteTopics(_ *Conn, r kmsg.Request) Reply {
 		if name != "" {
 			t.Topic = &name
 		}
+		if err == nil {
+			s.m.forgetTopic(name)
+		}
 		t.TopicID = id
 		t.ErrorCode = errorCode(err)
 		t.ErrorMessage = errorMessage(err)

@@ -11,6 +11,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/weirhq/weir/internal/batch"
 )
 
 // produceN writes n records to partition p of topic through kgo (acks=all)
@@ -155,5 +157,27 @@ func TestDescribeCluster(t *testing.T) {
 	resp = dial(t, ts2.addr).roundTrip(kmsg.NewPtrDescribeClusterRequest()).(*kmsg.DescribeClusterResponse)
 	if len(resp.Brokers) != 1 || resp.Brokers[0].Host != "kafka.example" || resp.Brokers[0].Port != 19092 || resp.ControllerID != 0 {
 		t.Errorf("advertised: brokers %+v controller %d", resp.Brokers, resp.ControllerID)
+	}
+}
+
+func TestDescribeLogDirs(t *testing.T) {
+	ts := startServer(t, Options{})
+	if _, err := ts.opts.Broker.CreateTopic("sized", 2, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, ts.addr)
+	c.roundTrip(produceReq(7, -1, "sized", 1, buildBatch(t, 3, batch.BuildOptions{})))
+	for _, v := range []int16{0, 4} {
+		req := kmsg.NewPtrDescribeLogDirsRequest()
+		req.Version = v
+		req.Topics = []kmsg.DescribeLogDirsRequestTopic{{Topic: "sized", Partitions: []int32{0, 1, 9}}, {Topic: "missing", Partitions: []int32{0}}}
+		resp := c.roundTrip(req).(*kmsg.DescribeLogDirsResponse)
+		if len(resp.Dirs) != 1 || len(resp.Dirs[0].Topics) != 1 {
+			t.Fatalf("v%d: %+v", v, resp.Dirs)
+		}
+		ps := resp.Dirs[0].Topics[0].Partitions
+		if len(ps) != 2 || ps[0].Size != 0 || ps[1].Size <= 0 {
+			t.Fatalf("v%d: partitions %+v", v, ps)
+		}
 	}
 }

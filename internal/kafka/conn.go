@@ -41,6 +41,7 @@ type Conn struct {
 type pending struct {
 	h     requestHeader
 	reply Reply
+	start time.Time // when the request frame was read
 }
 
 func newConn(s *Server, nc net.Conn) *Conn {
@@ -112,11 +113,14 @@ func (c *Conn) readLoop() {
 			c.logReadError(err)
 			return
 		}
+		start := time.Now()
 		p, ok := c.handle(frame)
 		if !ok {
 			return
 		}
+		p.start = start
 		if p.reply.none {
+			c.s.m.done(p.h.key, start, nil)
 			continue
 		}
 		select {
@@ -210,6 +214,7 @@ func (c *Conn) writeLoop() {
 			}
 			return
 		}
+		c.s.m.done(p.h.key, p.start, resp)
 		if cap(buf) > 1<<20 {
 			buf = nil // do not pin one large fetch response's buffer
 		}

@@ -89,8 +89,11 @@ func readFrame(r io.Reader, maxBytes int32) ([]byte, error) {
 	if n < 0 || n > maxBytes {
 		return nil, &frameSizeError{size: n, max: maxBytes}
 	}
-	const step = 1 << 20
-	frame := make([]byte, 0, min(int(n), step))
+	// Start small and double as bytes arrive, so a client that claims a
+	// large frame and stalls holds about what it sent (at most twice that
+	// plus 4 KiB), not what it claimed.
+	const first = 4 << 10
+	frame := make([]byte, 0, min(int(n), first))
 	for len(frame) < int(n) {
 		if len(frame) == cap(frame) {
 			frame = slices.Grow(frame, min(int(n)-len(frame), cap(frame)))

@@ -10,6 +10,7 @@ import (
 
 	"github.com/weirhq/weir/internal/broker"
 	"github.com/weirhq/weir/internal/group"
+	"github.com/weirhq/weir/internal/metrics"
 )
 
 // Defaults applied by Options.Defaults to zero-valued fields.
@@ -62,6 +63,21 @@ type Options struct {
 	// connected to".
 	AdvertisedHost string
 	AdvertisedPort int32
+
+	// Metrics receives request, connection and per-topic traffic metrics;
+	// nil records into unregistered metrics.
+	Metrics *metrics.Registry
+
+	// Schemas checks produced records of topics with schema validation
+	// on; nil accepts every record.
+	Schemas SchemaChecker
+
+	// TopicPolicy vets topics clients create; nil allows every topic.
+	TopicPolicy TopicPolicy
+
+	// InternalTopics are written only by the node itself (besides
+	// __consumer_offsets); clients may not produce to them.
+	InternalTopics []string
 }
 
 // Defaults returns o with every zero-valued field that has a default set to
@@ -109,6 +125,7 @@ func (o Options) Validate() error {
 type Server struct {
 	opts Options
 	log  *slog.Logger
+	m    *serverMetrics
 
 	// extra holds test-only APIs that take precedence over the package
 	// table; tests set it before Serve.
@@ -132,6 +149,7 @@ func NewServer(opts Options) (*Server, error) {
 	return &Server{
 		opts:        opts,
 		log:         opts.Logger,
+		m:           newServerMetrics(opts.Metrics),
 		maxInflight: defaultMaxInflight,
 		listeners:   make(map[net.Listener]struct{}),
 		conns:       make(map[*Conn]struct{}),
@@ -193,6 +211,7 @@ func (s *Server) serveConn(nc net.Conn) {
 		s.mu.Unlock()
 		s.log.Warn("kafka: connection limit reached; closing new connection",
 			"remote", nc.RemoteAddr().String(), "max_connections", s.opts.MaxConnections)
+		s.m.rejected.Inc()
 		_ = nc.Close()
 		return
 	}
@@ -200,9 +219,12 @@ func (s *Server) serveConn(nc net.Conn) {
 	s.conns[c] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
+	s.m.accepted.Inc()
+	s.m.conns.Inc()
 
 	go func() {
 		defer s.wg.Done()
+		defer s.m.conns.Dec()
 		c.run()
 		s.mu.Lock()
 		delete(s.conns, c)

@@ -10,15 +10,20 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/weirhq/weir/internal/broker"
 	"github.com/weirhq/weir/internal/commitlog"
 	"github.com/weirhq/weir/internal/config"
 	"github.com/weirhq/weir/internal/group"
 	"github.com/weirhq/weir/internal/kafka"
+	"github.com/weirhq/weir/internal/metrics"
 	"github.com/weirhq/weir/internal/vfs"
 )
 
@@ -30,6 +35,15 @@ type Server struct {
 	groups *group.Service
 	kafka  *kafka.Server
 	kln    net.Listener
+	http   *http.Server
+	hln    net.Listener
+	// registry is the schema registry and its listener.
+	registry *registryServer
+
+	metrics    *metrics.Registry
+	collectors []prometheus.Collector // scrape-time readers of broker and group state
+	kafkaUp    atomic.Bool            // the Kafka listener is accepting
+	closing    atomic.Bool
 
 	wg       sync.WaitGroup
 	serveErr chan error
@@ -43,6 +57,9 @@ type Options struct {
 	Logger *slog.Logger
 	// FS; default the OS filesystem.
 	FS vfs.FS
+	// Metrics is the registry /metrics serves; default a new one with
+	// the Go runtime and process collectors.
+	Metrics *metrics.Registry
 }
 
 // Start validates cfg, opens the data directory, binds the listeners and
@@ -56,6 +73,9 @@ func Start(cfg config.Config, opts Options) (*Server, error) {
 	}
 	if opts.FS == nil {
 		opts.FS = vfs.OS()
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = metrics.New()
 	}
 	dur, err := durability(cfg.Durability)
 	if err != nil {
@@ -73,11 +93,12 @@ func Start(cfg config.Config, opts Options) (*Server, error) {
 		RetentionBytes:    cfg.RetentionBytes,
 		MaxMessageBytes:   cfg.MaxMessageBytes,
 		Logger:            opts.Logger,
+		LogMetrics:        newLogMetrics(opts.Metrics),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("server: open data dir %s: %w", cfg.DataDir, err)
 	}
-	s := &Server{cfg: cfg, log: opts.Logger, broker: b, serveErr: make(chan error, 1)}
+	s := &Server{cfg: cfg, log: opts.Logger, broker: b, metrics: opts.Metrics, serveErr: make(chan error, 2)}
 	store, err := kafka.OpenGroupStore(b)
 	if err != nil {
 		_ = b.Close()
@@ -102,6 +123,18 @@ func Start(cfg config.Config, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("server: load consumer groups: %w", err)
 	}
 	s.groups = groups
+	reg, err := openRegistry(b, opts.Logger)
+	if err != nil {
+		groups.Close()
+		_ = b.Close()
+		return nil, err
+	}
+	policy, err := topicPolicy(cfg, reg)
+	if err != nil {
+		groups.Close()
+		_ = b.Close()
+		return nil, err
+	}
 
 	ln, err := net.Listen("tcp", cfg.KafkaAddr)
 	if err != nil {
@@ -125,6 +158,10 @@ func Start(cfg config.Config, opts Options) (*Server, error) {
 		NodeID:         0,
 		AdvertisedHost: host,
 		AdvertisedPort: port,
+		Metrics:        opts.Metrics,
+		Schemas:        reg,
+		TopicPolicy:    policy,
+		InternalTopics: []string{SchemasTopic},
 	})
 	if err != nil {
 		_ = ln.Close()
@@ -133,16 +170,48 @@ func Start(cfg config.Config, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.kafka = ks
+	s.collectors = []prometheus.Collector{newPartitionCollector(b, 0), newGroupCollector(groups, b)}
+	opts.Metrics.Register(s.collectors...)
+	if err := s.startHTTP(cfg.HTTPAddr, s.newHTTPMux()); err != nil {
+		s.unregister()
+		_ = ln.Close()
+		groups.Close()
+		_ = b.Close()
+		return nil, err
+	}
+	if err := s.startRegistry(cfg.RegistryAddr, reg); err != nil {
+		_ = s.stopHTTP()
+		s.unregister()
+		_ = ln.Close()
+		groups.Close()
+		_ = b.Close()
+		return nil, err
+	}
+	s.kafkaUp.Store(true)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		if err := ks.Serve(ln); err != nil {
-			s.serveErr <- err
+		err := ks.Serve(ln)
+		s.kafkaUp.Store(false)
+		if err != nil {
+			s.reportServeErr(err)
 		}
 	}()
 	s.log.Info("weir: serving", "kafka", ln.Addr().String(), "advertised", net.JoinHostPort(host, strconv.Itoa(int(port))),
-		"data_dir", cfg.DataDir, "durability", cfg.Durability, "topics", len(b.Topics()))
+		"http", s.hln.Addr().String(), "registry", s.RegistryAddr(), "data_dir", cfg.DataDir, "durability", cfg.Durability, "topics", len(b.Topics()))
 	return s, nil
+}
+
+// HTTPAddr returns the bound HTTP listener address (/metrics, /healthz,
+// /readyz).
+func (s *Server) HTTPAddr() string { return s.hln.Addr().String() }
+
+// unregister removes the scrape-time collectors, which read the broker
+// and groups, from the registry.
+func (s *Server) unregister() {
+	for _, c := range s.collectors {
+		s.metrics.Unregister(c)
+	}
 }
 
 // Broker returns the node's broker (for in-process use and tests).
@@ -167,11 +236,15 @@ func (s *Server) Wait(ctx context.Context) error {
 func (s *Server) Close() error {
 	s.once.Do(func() {
 		start := time.Now()
+		s.closing.Store(true) // /readyz fails from now on
 		err1 := s.kafka.Close()
+		errHTTP := s.stopHTTP()
+		errRegistry := s.stopRegistry()
 		s.wg.Wait()
+		s.unregister()
 		s.groups.Close()
 		err2 := s.broker.Close()
-		s.closeErr = errors.Join(err1, err2)
+		s.closeErr = errors.Join(err1, errHTTP, errRegistry, err2)
 		s.log.Info("weir: stopped", "took", time.Since(start).Round(time.Millisecond))
 	})
 	return s.closeErr

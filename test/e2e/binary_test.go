@@ -84,7 +84,7 @@ func StartWeir(t testing.TB, dataDir string, extra ...string) *Weir {
 
 func (w *Weir) start(addr string) {
 	w.t.Helper()
-	args := append([]string{"serve", "--data-dir", w.DataDir, "--kafka-addr", addr, "--log-level", "debug"}, w.args...)
+	args := append([]string{"serve", "--data-dir", w.DataDir, "--kafka-addr", addr, "--http-addr", "127.0.0.1:0", "--registry-addr", "127.0.0.1:0", "--log-level", "debug"}, w.args...)
 	cmd := exec.Command(binary(w.t), args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

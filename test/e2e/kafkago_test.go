@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
 	"sync"
@@ -127,6 +128,7 @@ func kafkagoWrite(t testing.TB, addr, topic string, rs []rec, acks kafkago.Requi
 // balancers, and reads each partition back with a groupless kafka.Reader
 // from FirstOffset, comparing bytes, headers, times and offsets.
 func TestKafkaGoWriterReader(t *testing.T) {
+	t.Parallel()
 	w := StartWeir(t, "", "--default-partitions", "3")
 	n := 0
 	for _, acks := range kafkagoAcks {
@@ -161,6 +163,7 @@ func TestKafkaGoWriterReader(t *testing.T) {
 // produce with each codec and ReadBatch; plus kafka.Client's Metadata and
 // ListOffsets.
 func TestKafkaGoConn(t *testing.T) {
+	t.Parallel()
 	w := StartWeir(t, "", "--default-partitions", "3")
 	topic := "kafkago-conn"
 	c, cancel := context.WithTimeout(context.Background(), stepTimeout)
@@ -314,6 +317,41 @@ func TestKafkaGoConn(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Client.ListOffsets: %v", err)
 	}
+	// Client.Fetch (the Transport's Fetch, up to v11) from offset 10: the
+	// batch holding 10 starts at 7, so skip what precedes 10.
+	fr, err := cl.Fetch(c, &kafkago.FetchRequest{Topic: topic, Partition: 1, Offset: 10, MinBytes: 1, MaxBytes: 1 << 20, MaxWait: 100 * time.Millisecond})
+	if err != nil || fr.Error != nil {
+		t.Fatalf("Client.Fetch = %v / %v", err, fr)
+	}
+	if fr.HighWatermark != int64(len(want)) || fr.LastStableOffset != int64(len(want)) || fr.LogStartOffset != 0 {
+		t.Errorf("Client.Fetch: high watermark %d, last stable %d, log start %d; want %d, %d, 0", fr.HighWatermark, fr.LastStableOffset, fr.LogStartOffset, len(want), len(want))
+	}
+	got = got[:0]
+	for {
+		r, err := fr.Records.ReadRecord()
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				t.Fatalf("Client.Fetch records after %d: %v", len(got), err)
+			}
+			break
+		}
+		if r.Offset < 10 {
+			continue
+		}
+		g := rec{Time: r.Time, Partition: 1, Offset: r.Offset}
+		if g.Key, err = kafkago.ReadAll(r.Key); err != nil {
+			t.Fatal(err)
+		}
+		if g.Value, err = kafkago.ReadAll(r.Value); err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range r.Headers {
+			g.Headers = append(g.Headers, hdr{Key: h.Key, Value: h.Value})
+		}
+		got = append(got, g)
+	}
+	compareRecs(t, "Client.Fetch", want[10:], got, nullIgnored)
+
 	po := lo.Topics[topic]
 	if len(po) != 1 || po[0].Error != nil || po[0].FirstOffset != 0 || po[0].LastOffset != int64(len(want)) {
 		t.Errorf("Client.ListOffsets = %+v, want first 0 last %d", po, len(want))
@@ -322,12 +360,14 @@ func TestKafkaGoConn(t *testing.T) {
 	}
 }
 
-// TestKafkaGoAdmin creates, describes and deletes topics through
-// kafka.Client and through kafka.Conn (CreateTopics v0-2, DeleteTopics
-// v0-1 fixed). It skips until the broker advertises the admin APIs.
+// TestKafkaGoAdmin creates, configures, grows, describes and deletes topics
+// through kafka.Client and through kafka.Conn (CreateTopics v0-2,
+// DeleteTopics v0-1 fixed). It skips until the broker advertises the admin
+// APIs.
 func TestKafkaGoAdmin(t *testing.T) {
+	t.Parallel()
 	w := StartWeir(t, "", "--auto-create-topics=false")
-	requireAPIs(t, w.Addr, 19, 20, 32)
+	requireAPIs(t, w.Addr, 19, 20, 32, 37, 44)
 	c, cancel := context.WithTimeout(context.Background(), stepTimeout)
 	defer cancel()
 	cl := &kafkago.Client{Addr: kafkago.TCP(w.Addr), Timeout: 10 * time.Second, Transport: newKafkagoTransport(t)}
@@ -374,8 +414,47 @@ func TestKafkaGoAdmin(t *testing.T) {
 		t.Errorf("DescribeConfigs: retention.ms missing from %+v", dc.Resources[0].ConfigEntries)
 	}
 
-	// The new topic is usable: write to both partitions and read back.
-	want := makeRecs(topic, 10, 2)
+	// IncrementalAlterConfigs, then DescribeConfigs of every config.
+	ia, err := cl.IncrementalAlterConfigs(c, &kafkago.IncrementalAlterConfigsRequest{Resources: []kafkago.IncrementalAlterConfigsRequestResource{{
+		ResourceType: kafkago.ResourceTypeTopic,
+		ResourceName: topic,
+		Configs: []kafkago.IncrementalAlterConfigsRequestConfig{
+			{Name: "cleanup.policy", Value: "compact", ConfigOperation: kafkago.ConfigOperationSet},
+			{Name: "retention.ms", ConfigOperation: kafkago.ConfigOperationDelete},
+		},
+	}}})
+	if err != nil || len(ia.Resources) != 1 || ia.Resources[0].Error != nil {
+		t.Fatalf("Client.IncrementalAlterConfigs = %+v, %v", ia, err)
+	}
+	dc, err = cl.DescribeConfigs(c, &kafkago.DescribeConfigsRequest{Resources: []kafkago.DescribeConfigRequestResource{{
+		ResourceType: kafkago.ResourceTypeTopic,
+		ResourceName: topic,
+	}}})
+	if err != nil || len(dc.Resources) != 1 || dc.Resources[0].Error != nil {
+		t.Fatalf("Client.DescribeConfigs (all) = %+v, %v", dc, err)
+	}
+	all := map[string]kafkago.DescribeConfigResponseConfigEntry{}
+	for _, e := range dc.Resources[0].ConfigEntries {
+		all[e.ConfigName] = e
+	}
+	if e := all["cleanup.policy"]; e.ConfigValue != "compact" || e.ConfigSource != 1 { // DYNAMIC_TOPIC_CONFIG
+		t.Errorf("cleanup.policy after IncrementalAlterConfigs = %+v, want compact set on the topic", e)
+	}
+	if e, ok := all["retention.ms"]; !ok || e.ConfigValue == "3600000" {
+		t.Errorf("retention.ms after IncrementalAlterConfigs delete = %+v (listed %v), want the default", e, ok)
+	}
+	for _, name := range []string{"max.message.bytes", "segment.bytes", "retention.bytes", "message.timestamp.type"} {
+		if _, ok := all[name]; !ok {
+			t.Errorf("DescribeConfigs of all configs lacks %s (got %d entries)", name, len(all))
+		}
+	}
+
+	// CreatePartitions: 2 -> 3, then the new topic is usable on all three.
+	cp, err := cl.CreatePartitions(c, &kafkago.CreatePartitionsRequest{Topics: []kafkago.TopicPartitionsConfig{{Name: topic, Count: 3}}})
+	if err != nil || cp.Errors[topic] != nil {
+		t.Fatalf("Client.CreatePartitions(3) = %v, %v", cp, err)
+	}
+	want := makeRecs(topic, 12, 3)
 	kafkagoWrite(t, w.Addr, topic, want, kafkago.RequireAll, 0, nil)
 	checkContiguous(t, want)
 	checkTopic(t, "kafka-go", kafkagoConsume, w.Addr, topic, want, nullIgnored)

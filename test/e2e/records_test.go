@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -95,7 +96,7 @@ func byPartition(rs []rec) map[int32][]rec {
 		m[r.Partition] = append(m[r.Partition], r)
 	}
 	for _, g := range m {
-		slices.SortFunc(g, func(a, b rec) int { return int(a.Offset - b.Offset) })
+		slices.SortStableFunc(g, func(a, b rec) int { return cmp.Compare(a.Offset, b.Offset) })
 	}
 	return m
 }
@@ -181,22 +182,39 @@ func trunc(b []byte) []byte {
 	return b
 }
 
-// consumeFn reads counts[p] records from the start of each partition p
-// of topic.
-type consumeFn func(t testing.TB, addr, topic string, counts map[int32]int) map[int32][]rec
+// tp names one partition of one topic.
+type tp struct {
+	topic string
+	part  int32
+}
+
+func (x tp) String() string { return fmt.Sprintf("%s[%d]", x.topic, x.part) }
+
+// consumeFn reads counts[x] records from the start of each partition x.
+type consumeFn func(t testing.TB, addr string, counts map[tp]int) map[tp][]rec
+
+// checkTopics consumes every partition of every topic in wants with one
+// call of consume and compares.
+func checkTopics(t testing.TB, name string, consume consumeFn, addr string, wants map[string][]rec, nulls nullness) {
+	t.Helper()
+	parts := map[tp][]rec{}
+	counts := map[tp]int{}
+	for topic, want := range wants {
+		for p, g := range byPartition(want) {
+			parts[tp{topic, p}] = g
+			counts[tp{topic, p}] = len(g)
+		}
+	}
+	got := consume(t, addr, counts)
+	for x, g := range parts {
+		compareRecs(t, fmt.Sprintf("%s %s", name, x), g, got[x], nulls)
+	}
+}
 
 // checkTopic consumes every partition of want with consume and compares.
 func checkTopic(t testing.TB, name string, consume consumeFn, addr, topic string, want []rec, nulls nullness) {
 	t.Helper()
-	parts := byPartition(want)
-	counts := map[int32]int{}
-	for p, g := range parts {
-		counts[p] = len(g)
-	}
-	got := consume(t, addr, topic, counts)
-	for p, g := range parts {
-		compareRecs(t, fmt.Sprintf("%s %s[%d]", name, topic, p), g, got[p], nulls)
-	}
+	checkTopics(t, name, consume, addr, map[string][]rec{topic: want}, nulls)
 }
 
 // ---- sarama ----
@@ -271,36 +289,47 @@ func fromSarama(m *sarama.ConsumerMessage) rec {
 }
 
 // saramaConsumer returns a consumeFn using one sarama.Consumer with a
-// ConsumePartition from OffsetOldest per partition, at version v.
+// ConsumePartition from OffsetOldest per partition, at version v. (sarama
+// gathers new partition consumers for 100 ms before its first Fetch, so
+// one consumer for many partitions is much faster than one each.)
 func saramaConsumer(v sarama.KafkaVersion) consumeFn {
-	return func(t testing.TB, addr, topic string, counts map[int32]int) map[int32][]rec {
+	return saramaConsumerWith(v, nil)
+}
+
+// saramaConsumerWith is saramaConsumer with adjust applied to the config.
+func saramaConsumerWith(v sarama.KafkaVersion, adjust func(*sarama.Config)) consumeFn {
+	return func(t testing.TB, addr string, counts map[tp]int) map[tp][]rec {
 		t.Helper()
-		c, err := sarama.NewConsumer([]string{addr}, saramaConfig(v))
+		cfg := saramaConfig(v)
+		if adjust != nil {
+			adjust(cfg)
+		}
+		c, err := sarama.NewConsumer([]string{addr}, cfg)
 		if err != nil {
 			t.Fatalf("sarama NewConsumer: %v", err)
 		}
 		defer c.Close()
-		pcs := map[int32]sarama.PartitionConsumer{}
-		for p := range counts {
-			pc, err := c.ConsumePartition(topic, p, sarama.OffsetOldest)
+		pcs := map[tp]sarama.PartitionConsumer{}
+		for x := range counts {
+			pc, err := c.ConsumePartition(x.topic, x.part, sarama.OffsetOldest)
 			if err != nil {
-				t.Fatalf("sarama ConsumePartition(%s, %d): %v", topic, p, err)
+				t.Fatalf("sarama ConsumePartition(%s): %v", x, err)
 			}
 			defer pc.Close()
-			pcs[p] = pc
+			pcs[x] = pc
 		}
 		timer := time.NewTimer(stepTimeout)
 		defer timer.Stop()
-		out := map[int32][]rec{}
-		for p, pc := range pcs {
-			for len(out[p]) < counts[p] {
+		out := map[tp][]rec{}
+		for x, pc := range pcs {
+			for len(out[x]) < counts[x] {
 				select {
 				case m := <-pc.Messages():
-					out[p] = append(out[p], fromSarama(m))
+					out[x] = append(out[x], fromSarama(m))
 				case err := <-pc.Errors():
-					t.Fatalf("sarama consume %s[%d] after %d records: %v", topic, p, len(out[p]), err)
+					t.Fatalf("sarama consume %s after %d records: %v", x, len(out[x]), err)
 				case <-timer.C:
-					t.Fatalf("sarama consume %s[%d]: %d of %d records within %v (HWM %d)", topic, p, len(out[p]), counts[p], stepTimeout, pc.HighWaterMarkOffset())
+					t.Fatalf("sarama consume %s: %d of %d records within %v (HWM %d)", x, len(out[x]), counts[x], stepTimeout, pc.HighWaterMarkOffset())
 				}
 			}
 		}
@@ -348,31 +377,44 @@ func newTlog(t testing.TB, prefix string) kafkago.LoggerFunc {
 
 // kafkagoConsume reads with one kafka.Reader per partition, without
 // GroupID, from FirstOffset.
-func kafkagoConsume(t testing.TB, addr, topic string, counts map[int32]int) map[int32][]rec {
+func kafkagoConsume(t testing.TB, addr string, counts map[tp]int) map[tp][]rec {
 	t.Helper()
 	c, cancel := context.WithTimeout(context.Background(), stepTimeout)
 	defer cancel()
-	out := map[int32][]rec{}
-	for p, n := range counts {
+	out := map[tp][]rec{}
+	var readers []*kafkago.Reader
+	defer func() {
+		// Close waits for the Reader's parked Fetch: close them together.
+		var wg sync.WaitGroup
+		for _, r := range readers {
+			wg.Add(1)
+			go func() { defer wg.Done(); r.Close() }()
+		}
+		wg.Wait()
+	}()
+	for x, n := range counts {
 		r := kafkago.NewReader(kafkago.ReaderConfig{
-			Brokers:        []string{addr},
-			Topic:          topic,
-			Partition:      int(p),
-			MinBytes:       1,
-			MaxBytes:       1 << 20,
-			MaxWait:        100 * time.Millisecond,
+			Brokers:   []string{addr},
+			Topic:     x.topic,
+			Partition: int(x.part),
+			MinBytes:  1,
+			MaxBytes:  1 << 20,
+			// The Reader's read deadline is MaxWait and it asks the broker
+			// for MaxWait less a quarter: keep the margin above scheduling
+			// noise on a loaded 2-core machine.
+			MaxWait:        500 * time.Millisecond,
 			StartOffset:    kafkago.FirstOffset,
 			ReadBackoffMin: 20 * time.Millisecond,
 			ReadBackoffMax: 200 * time.Millisecond,
 			ErrorLogger:    newTlog(t, "kafka-go reader: "),
 		})
-		defer r.Close()
-		for len(out[p]) < n {
+		readers = append(readers, r)
+		for len(out[x]) < n {
 			m, err := r.ReadMessage(c)
 			if err != nil {
-				t.Fatalf("kafka-go read %s[%d] after %d of %d records: %v", topic, p, len(out[p]), n, err)
+				t.Fatalf("kafka-go read %s after %d of %d records: %v", x, len(out[x]), n, err)
 			}
-			out[p] = append(out[p], fromKafkago(m))
+			out[x] = append(out[x], fromKafkago(m))
 		}
 	}
 	return out
@@ -422,31 +464,33 @@ func kgoProduce(t testing.TB, addr, topic string, rs []rec, opts ...kgo.Opt) {
 
 // kgoConsume reads the partitions from their start with one direct
 // (groupless) franz-go consumer.
-func kgoConsume(t testing.TB, addr, topic string, counts map[int32]int) map[int32][]rec {
+func kgoConsume(t testing.TB, addr string, counts map[tp]int) map[tp][]rec {
 	t.Helper()
-	offsets := map[int32]kgo.Offset{}
+	offsets := map[string]map[int32]kgo.Offset{}
 	total := 0
-	for p, n := range counts {
-		offsets[p] = kgo.NewOffset().AtStart()
+	for x, n := range counts {
+		if offsets[x.topic] == nil {
+			offsets[x.topic] = map[int32]kgo.Offset{}
+		}
+		offsets[x.topic][x.part] = kgo.NewOffset().AtStart()
 		total += n
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets}),
-		kgo.FetchMaxWait(100*time.Millisecond))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumePartitions(offsets), kgo.FetchMaxWait(100*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
 	c, cancel := context.WithTimeout(context.Background(), stepTimeout)
 	defer cancel()
-	out := map[int32][]rec{}
+	out := map[tp][]rec{}
 	for got := 0; got < total; {
 		fs := cl.PollFetches(c)
 		if err := fs.Err0(); err != nil {
-			t.Fatalf("franz-go consume %s after %d of %d records: %v", topic, got, total, err)
+			t.Fatalf("franz-go consume after %d of %d records: %v", got, total, err)
 		}
 		fs.EachRecord(func(r *kgo.Record) {
-			out[r.Partition] = append(out[r.Partition], fromKgo(r))
+			x := tp{r.Topic, r.Partition}
+			out[x] = append(out[x], fromKgo(r))
 			got++
 		})
 	}

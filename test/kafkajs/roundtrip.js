@@ -181,7 +181,9 @@ async function main() {
       await producer.disconnect()
     }
 
-    // Idempotent producer, one request in flight, several sends.
+    // Idempotent producer, one request in flight, several sends. (kafkajs
+    // warns that limited retries may break EoS; bounded retries keep a
+    // failing run short.)
     const idem = kafka.producer({
       createPartitioner: Partitioners.DefaultPartitioner,
       idempotent: true,
