@@ -175,6 +175,10 @@ func runBench(cmd *cobra.Command, a *app, mode string, o benchOpts) error {
 	}
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop() // the first Ctrl-C ends the run; a second one kills at once
+	}()
 	r, err := newBenchRun(ctx, a, mode, o, cmd.ErrOrStderr())
 	if err != nil {
 		return err

@@ -117,7 +117,7 @@ func (r *benchRun) settings() benchSettings {
 	case "consume":
 		s.Producers = 0
 	}
-	if r.o.records == 0 && (r.mode != "consume" || r.o.durationSet) {
+	if r.o.records == 0 && (r.mode != "consume" || r.o.durationSet || r.o.from == "end") {
 		s.Duration = r.o.duration.String()
 	}
 	return s
@@ -196,7 +196,9 @@ func (r *benchRun) consumeOnly(ctx context.Context) (*benchReport, error) {
 	for p, e := range ends {
 		total += max(e-starts[p], 0)
 	}
-	untilEnd := r.o.records == 0 && !r.o.durationSet
+	// By default a catch-up read: from the start up to the end offsets
+	// seen now. From the end, or with --duration, a timed read.
+	untilEnd := r.o.records == 0 && !r.o.durationSet && r.o.from == "start"
 	progressTotal := total
 	if r.o.records > 0 {
 		progressTotal = r.o.records
@@ -207,7 +209,7 @@ func (r *benchRun) consumeOnly(ctx context.Context) (*benchReport, error) {
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	var deadline <-chan time.Time
-	if r.o.records == 0 && r.o.durationSet {
+	if r.o.records == 0 && !untilEnd {
 		t := time.NewTimer(r.o.duration)
 		defer t.Stop()
 		deadline = t.C
@@ -284,7 +286,10 @@ func (r *benchRun) endToEnd(ctx context.Context) (*benchReport, error) {
 			return nil, groupError(r.o.group, err)
 		}
 	}
-	cctx, cancel := context.WithCancel(ctx)
+	// Consumers outlive Ctrl-C: after it the producers stop, and the
+	// consumers still drain what was acknowledged (up to --drain-timeout)
+	// so that the ledger does not report it lost.
+	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	var done <-chan struct{}
 	if r.o.beforeConsume == nil {
@@ -310,7 +315,11 @@ func (r *benchRun) endToEnd(ctx context.Context) (*benchReport, error) {
 	if res.err != nil {
 		return nil, res.err
 	}
-	ends, err := r.offsets(ctx, false)
+	// Still drain and report after Ctrl-C: list the final offsets even
+	// if ctx is done.
+	octx, ocancel := context.WithTimeout(context.WithoutCancel(ctx), opTimeout)
+	ends, err := r.offsets(octx, false)
+	ocancel()
 	if err != nil {
 		return nil, err
 	}
@@ -322,8 +331,6 @@ func (r *benchRun) endToEnd(ctx context.Context) (*benchReport, error) {
 wait:
 	for !r.reached(ends) {
 		select {
-		case <-ctx.Done():
-			break wait
 		case <-drain.C:
 			break wait
 		case <-tick.C:

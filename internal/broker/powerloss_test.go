@@ -49,14 +49,14 @@ import (
 //   - committed group offsets are never behind an acknowledged commit;
 //   - no producer id handed out before the crash is handed out again.
 
-// powerLossSeed is WEIR_POWERLOSS_SEED or a fixed default, so a failure
+// powerLossSeed is WEIRTEST_POWERLOSS_SEED or a fixed default, so a failure
 // replays (the workload and the crash points are drawn from it; only the
 // interleaving of the concurrent appends varies between runs).
 func powerLossSeed(t *testing.T) uint64 {
-	if s := os.Getenv("WEIR_POWERLOSS_SEED"); s != "" {
+	if s := os.Getenv("WEIRTEST_POWERLOSS_SEED"); s != "" {
 		v, err := strconv.ParseUint(s, 10, 64)
 		if err != nil {
-			t.Fatalf("WEIR_POWERLOSS_SEED=%q: %v", s, err)
+			t.Fatalf("WEIRTEST_POWERLOSS_SEED=%q: %v", s, err)
 		}
 		return v
 	}
@@ -171,12 +171,12 @@ func plEnvInt(t *testing.T, name string, def int) int {
 }
 
 // TestPowerLoss runs the power-loss workload for one seed, or for
-// WEIR_POWERLOSS_SEEDS consecutive seeds (make soak), of
-// WEIR_POWERLOSS_STEPS steps each.
+// WEIRTEST_POWERLOSS_SEEDS consecutive seeds (make soak), of
+// WEIRTEST_POWERLOSS_STEPS steps each.
 func TestPowerLoss(t *testing.T) {
 	seed := powerLossSeed(t)
-	seeds := plEnvInt(t, "WEIR_POWERLOSS_SEEDS", 1)
-	steps := plEnvInt(t, "WEIR_POWERLOSS_STEPS", 400)
+	seeds := plEnvInt(t, "WEIRTEST_POWERLOSS_SEEDS", 1)
+	steps := plEnvInt(t, "WEIRTEST_POWERLOSS_STEPS", 400)
 	if testing.Short() {
 		steps = min(steps, 120)
 	}
@@ -190,7 +190,7 @@ func TestPowerLoss(t *testing.T) {
 }
 
 func powerLoss(t *testing.T, seed uint64, steps int) {
-	t.Logf("seed %d (WEIR_POWERLOSS_SEED), %d workload steps", seed, steps)
+	t.Logf("seed %d (WEIRTEST_POWERLOSS_SEED), %d workload steps", seed, steps)
 
 	mem := vfs.NewMem()
 	clock := &plClock{}

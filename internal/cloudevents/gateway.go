@@ -35,6 +35,9 @@ type Options struct {
 	Store Store
 	// Logger; default slog.Default().
 	Logger *slog.Logger
+	// TopicPolicy vets a topic before the gateway creates it on first
+	// use, as topics Kafka clients create are vetted; nil allows all.
+	TopicPolicy func(name string, configs map[string]string) error
 
 	// MaxEventBytes bounds one event (data plus attributes); default 1 MiB.
 	MaxEventBytes int
@@ -262,15 +265,21 @@ func (g *Gateway) topic(name string) (*broker.Topic, error) {
 		return nil, &apiError{Status: http.StatusForbidden, Code: codeForbidden,
 			Message: fmt.Sprintf("topic %q is internal", name)}
 	}
-	t, err := g.b.EnsureTopic(name)
-	if err != nil {
-		if errors.Is(err, broker.ErrUnknownTopicOrPartition) {
-			return nil, &apiError{Status: http.StatusNotFound, Code: codeUnknownTopic,
-				Message: fmt.Sprintf("topic %q does not exist and auto-creation is off", name)}
-		}
-		return nil, err
+	t, err := g.b.Topic(name)
+	if err == nil || !errors.Is(err, broker.ErrUnknownTopicOrPartition) {
+		return t, err
 	}
-	return t, nil
+	if !g.b.AutoCreate() {
+		return nil, &apiError{Status: http.StatusNotFound, Code: codeUnknownTopic,
+			Message: fmt.Sprintf("topic %q does not exist and auto-creation is off", name)}
+	}
+	if g.opts.TopicPolicy != nil {
+		if err := g.opts.TopicPolicy(name, nil); err != nil {
+			return nil, &apiError{Status: http.StatusForbidden, Code: codeForbidden,
+				Message: fmt.Sprintf("creating topic %q: %v", name, err)}
+		}
+	}
+	return g.b.EnsureTopic(name)
 }
 
 // acquireStream takes a long-lived request slot; false means 429.

@@ -286,19 +286,21 @@ func changed(t *broker.Topic) []<-chan struct{} {
 	return out
 }
 
-// waitChange blocks until one of chans closes (true), or done or timer
-// fires (false).
-func waitChange(chans []<-chan struct{}, timer <-chan time.Time, done ...<-chan struct{}) bool {
-	cases := make([]reflect.SelectCase, 0, len(chans)+len(done)+1)
+// waitChange blocks until one of chans closes (-1) or one of others, which
+// are receive channels (nil ones never ready), is ready: its index.
+func waitChange(chans []<-chan struct{}, others ...any) int {
+	cases := make([]reflect.SelectCase, 0, len(chans)+len(others))
 	for _, c := range chans {
 		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(c)})
 	}
-	cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(timer)})
-	for _, d := range done {
-		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(d)})
+	for _, o := range others {
+		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(o)})
 	}
 	i, _, _ := reflect.Select(cases)
-	return i < len(chans)
+	if i < len(chans) {
+		return -1
+	}
+	return i - len(chans)
 }
 
 func (g *Gateway) servePull(w http.ResponseWriter, r *http.Request, topic string) {
@@ -359,7 +361,7 @@ func (g *Gateway) servePull(w http.ResponseWriter, r *http.Request, topic string
 			writeError(w, unavailable(err))
 			return
 		}
-		if len(evs) > 0 || !waitChange(chans, timer.C, ctx.Done(), g.ctx.Done()) {
+		if len(evs) > 0 || waitChange(chans, timer.C, ctx.Done(), g.ctx.Done()) >= 0 {
 			writeBatch(w, evs, next)
 			return
 		}

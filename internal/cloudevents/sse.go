@@ -211,16 +211,46 @@ func (g *Gateway) serveSSE(w http.ResponseWriter, r *http.Request, topic string)
 		if _, err := g.b.Topic(topic); err != nil {
 			return // deleted, or the broker closed
 		}
-		if !waitChange(chans, keepalive.C, ctx.Done(), g.ctx.Done()) {
-			if ctx.Err() != nil || g.ctx.Err() != nil {
-				return
+		// Caught up: acknowledge what was streamed, at most once per
+		// CommitInterval.
+		var commitC <-chan time.Time
+		var ct *time.Timer
+		if groupID != "" && dirty(next, committed) {
+			if wait := g.opts.CommitInterval - time.Since(lastCommit); wait <= 0 {
+				commit(ctx)
+				lastCommit = time.Now()
+			} else {
+				ct = time.NewTimer(wait)
+				commitC = ct.C
 			}
+		}
+		woke := waitChange(chans, keepalive.C, commitC, ctx.Done(), g.ctx.Done())
+		if ct != nil {
+			ct.Stop()
+		}
+		switch woke {
+		case -1:
+		case 0:
 			if _, err := w.Write([]byte(": keepalive\n\n")); err != nil || rc.Flush() != nil {
 				return
 			}
+		case 1:
 			commit(ctx)
+			lastCommit = time.Now()
+		default:
+			return
 		}
 	}
+}
+
+// dirty reports whether positions moved past what was committed.
+func dirty(next, committed map[int32]int64) bool {
+	for p, o := range next {
+		if committed[p] != o {
+			return true
+		}
+	}
+	return false
 }
 
 // streamPartition writes the next events of p as SSE messages, advancing

@@ -3,7 +3,6 @@ package kafka
 import (
 	"context"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -126,7 +125,7 @@ func (s *Server) produceOne(req *kmsg.ProduceRequest, topic string, rp kmsg.Prod
 	if req.Version < 3 {
 		return produced{}, kerr.UnsupportedForMessageFormat
 	}
-	if topic == OffsetsTopic || slices.Contains(s.opts.InternalTopics, topic) {
+	if s.isInternalTopic(topic) {
 		return produced{}, fmt.Errorf("%w: clients may not produce to the internal topic %s", kerr.InvalidTopicException, topic)
 	}
 	p, err := s.opts.Broker.Partition(topic, rp.Partition)

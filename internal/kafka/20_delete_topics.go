@@ -80,7 +80,7 @@ func (s *Server) deleteTopic(rt kmsg.DeleteTopicsRequestTopic) (string, [16]byte
 	if err != nil {
 		return name, [16]byte{}, err
 	}
-	if isInternalTopic(name) {
+	if s.isInternalTopic(name) {
 		return name, t.ID, fmt.Errorf("%w: %s is an internal topic and cannot be deleted", broker.ErrInvalidRequest, name)
 	}
 	return name, t.ID, b.DeleteTopic(name)

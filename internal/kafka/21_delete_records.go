@@ -27,7 +27,7 @@ func (s *Server) handleDeleteRecords(_ *Conn, r kmsg.Request) Reply {
 			pr.Partition = rp.Partition
 			pr.LowWatermark = -1
 			p, err := s.opts.Broker.Partition(rt.Topic, rp.Partition)
-			if err == nil && isInternalTopic(rt.Topic) {
+			if err == nil && s.isInternalTopic(rt.Topic) {
 				err = fmt.Errorf("%w: cannot delete records of internal topic %s", broker.ErrInvalidTopic, rt.Topic)
 			}
 			if err == nil {

@@ -2,7 +2,6 @@ package kafka
 
 import (
 	"fmt"
-	"slices"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -138,7 +137,7 @@ func (s *Server) checkSchemas(topic string, partition int32, records []byte) err
 // checkTopicPolicy vets a topic a client is about to create: the node's
 // internal topics are reserved, and Options.TopicPolicy applies.
 func (s *Server) checkTopicPolicy(name string, configs map[string]string) error {
-	if slices.Contains(s.opts.InternalTopics, name) {
+	if s.isInternalTopic(name) {
 		return fmt.Errorf("%w: topic %q is reserved for the node's own use", broker.ErrPolicyViolation, name)
 	}
 	if s.opts.TopicPolicy == nil {

@@ -132,6 +132,8 @@ func TestHTTPGolden(t *testing.T) {
 		{name: "register while read-only", method: "POST", path: "/subjects/users-value/versions", body: v2, wantStatus: 422},
 		{name: "subject mode not configured", method: "GET", path: "/mode/users-value", wantStatus: 404},
 		{name: "reset mode", method: "DELETE", path: "/mode", wantStatus: 200},
+		{name: "subject with an escaped slash", method: "POST", path: "/subjects/team%2Forders-value/versions", body: reg(`"string"`, ""), wantStatus: 200},
+		{name: "get subject with an escaped slash", method: "GET", path: "/subjects/team%2Forders-value/versions/latest", wantStatus: 200},
 		{name: "invalid subject", method: "POST", path: "/subjects/a%01b/versions", body: v1, wantStatus: 422},
 		{name: "malformed JSON body", method: "POST", path: "/subjects/users-value/versions", body: `{"schema":`, wantStatus: 400},
 		{name: "wrongly typed JSON body", method: "POST", path: "/subjects/users-value/versions", body: `{"schema":5}`, wantStatus: 422},

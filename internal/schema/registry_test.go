@@ -155,26 +155,25 @@ func TestRegisterRejects(t *testing.T) {
 
 func TestTransitiveLevels(t *testing.T) {
 	ctx := context.Background()
-	r := openRegistry(t, &memStore{})
-	// v1 has a field without default; v2 drops it; v3 adds it back without
-	// a default. v3 reads v2's data? No: the field has no default. Use a
-	// case where only the transitive check fails: int → long → int.
 	mk := func(typ string) Schema { return Schema{Schema: avroRecord(`{"name":"n","type":"` + typ + `"}`)} }
+
+	// FORWARD: old schemas must read new data. long (v1) reads int (v2);
+	// float (v3) is readable by neither long nor int.
+	r := openRegistry(t, &memStore{})
 	if err := r.SetConfig(ctx, "", Forward); err != nil {
 		t.Fatal(err)
 	}
-	mustRegister(t, r, "t", mk("long")) // v1
-	mustRegister(t, r, "t", mk("int"))  // v2: v1 (long) reads int: forward ok
+	mustRegister(t, r, "t", mk("long"))
+	mustRegister(t, r, "t", mk("int"))
 	if err := r.SetConfig(ctx, "t", ForwardTransitive); err != nil {
 		t.Fatal(err)
 	}
-	// A float (v3): v2 (int) can not read float → incompatible either way.
 	_, err := r.Register(ctx, "t", mk("float"), RegisterOptions{})
 	wantCode(t, err, CodeIncompatibleSchema)
 
-	// BACKWARD vs BACKWARD_TRANSITIVE: v1 long, v2 double (reads long),
-	// v3 float: reads... float can not read double (v2) – use schemas where
-	// only v1 breaks: v1 {a,b}, v2 {a} (drops b), v3 {a, b:int no default}.
+	// BACKWARD vs BACKWARD_TRANSITIVE: v1 has a string b, v2 drops it,
+	// v3 brings b back as an int with a default. v3 reads v2's data, but
+	// not v1's (string b can not be read as int).
 	r2 := openRegistry(t, &memStore{})
 	a := `{"name":"a","type":"string"}`
 	mustRegister(t, r2, "u", Schema{Schema: avroRecord(a + `,{"name":"b","type":"string"}`)})
@@ -182,7 +181,7 @@ func TestTransitiveLevels(t *testing.T) {
 	v3 := Schema{Schema: avroRecord(a + `,{"name":"b","type":"int","default":0}`)}
 	msgs, err := r2.CheckCompatibility("u", "", v3)
 	if err != nil || len(msgs) != 0 {
-		t.Fatalf("BACKWARD against latest: %v %v", msgs, err)
+		t.Fatalf("BACKWARD against the latest: %v %v", msgs, err)
 	}
 	if err := r2.SetConfig(ctx, "u", BackwardTransitive); err != nil {
 		t.Fatal(err)
@@ -191,12 +190,26 @@ func TestTransitiveLevels(t *testing.T) {
 	if err != nil || len(msgs) == 0 {
 		t.Fatalf("BACKWARD_TRANSITIVE should find v1's string b: %v %v", msgs, err)
 	}
+	_, err = r2.Register(ctx, "u", v3, RegisterOptions{})
+	wantCode(t, err, CodeIncompatibleSchema)
 	msgs, err = r2.CheckCompatibility("u", "2", v3)
 	if err != nil || len(msgs) != 0 {
 		t.Fatalf("against version 2 only: %v %v", msgs, err)
 	}
 	_, err = r2.CheckCompatibility("nope", "latest", v3)
 	wantCode(t, err, CodeSubjectNotFound)
+
+	// FULL_TRANSITIVE on Protobuf: a field number reused with another
+	// type two versions later.
+	r3 := openRegistry(t, &memStore{})
+	if err := r3.SetConfig(ctx, "", FullTransitive); err != nil {
+		t.Fatal(err)
+	}
+	proto := func(body string) Schema { return Schema{Type: Protobuf, Schema: protoFile(body)} }
+	mustRegister(t, r3, "p", proto("message M { string a = 1; string b = 2; }"))
+	mustRegister(t, r3, "p", proto("message M { string a = 1; }"))
+	_, err = r3.Register(ctx, "p", proto("message M { string a = 1; int64 b = 2; }"), RegisterOptions{})
+	wantCode(t, err, CodeIncompatibleSchema)
 }
 
 func TestDeleteRules(t *testing.T) {

@@ -43,6 +43,7 @@ func (s *Server) startRegistry(addr string, reg *schema.Registry) error {
 	srv := &http.Server{
 		Handler:           schema.Handler(reg, schema.HandlerOptions{Logger: s.log}),
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Minute, // bodies are bounded in size, and so in time
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}

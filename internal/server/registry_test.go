@@ -276,6 +276,10 @@ func TestSchemasTopicIsLazyAndReserved(t *testing.T) {
 	if got := tp.Configs()["cleanup.policy"]; got != "compact" {
 		t.Fatalf("cleanup.policy = %q", got)
 	}
+	resp, err := kadm.NewClient(client(t, s)).DeleteTopic(ctx, SchemasTopic)
+	if err == nil && resp.Err == nil {
+		t.Fatalf("a client deleted %s", SchemasTopic)
+	}
 }
 
 // wire prefixes payload with the Confluent wire format header.

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/weirhq/weir/internal/broker"
+	"github.com/weirhq/weir/internal/cloudevents"
 	"github.com/weirhq/weir/internal/commitlog"
 	"github.com/weirhq/weir/internal/config"
 	"github.com/weirhq/weir/internal/group"
@@ -39,6 +40,9 @@ type Server struct {
 	hln    net.Listener
 	// registry is the schema registry and its listener.
 	registry *registryServer
+	// events is the CloudEvents gateway, served under /events/ and
+	// /subscriptions on the HTTP listener.
+	events *cloudevents.Gateway
 
 	metrics    *metrics.Registry
 	collectors []prometheus.Collector // scrape-time readers of broker and group state
@@ -161,7 +165,7 @@ func Start(cfg config.Config, opts Options) (*Server, error) {
 		Metrics:        opts.Metrics,
 		Schemas:        reg,
 		TopicPolicy:    policy,
-		InternalTopics: []string{SchemasTopic},
+		InternalTopics: []string{SchemasTopic, cloudevents.SubscriptionsTopic},
 	})
 	if err != nil {
 		_ = ln.Close()
@@ -172,7 +176,21 @@ func Start(cfg config.Config, opts Options) (*Server, error) {
 	s.kafka = ks
 	s.collectors = []prometheus.Collector{newPartitionCollector(b, 0), newGroupCollector(groups, b)}
 	opts.Metrics.Register(s.collectors...)
-	if err := s.startHTTP(cfg.HTTPAddr, s.newHTTPMux()); err != nil {
+	events, err := cloudevents.New(cloudevents.Options{Broker: b, Groups: groups, Logger: opts.Logger, TopicPolicy: policy})
+	if err != nil {
+		s.unregister()
+		_ = ln.Close()
+		groups.Close()
+		_ = b.Close()
+		return nil, err
+	}
+	s.events = events
+	mux := s.newHTTPMux()
+	mux.Handle("/events/", events)
+	mux.Handle("/subscriptions", events)
+	mux.Handle("/subscriptions/", events)
+	if err := s.startHTTP(cfg.HTTPAddr, mux); err != nil {
+		_ = events.Close()
 		s.unregister()
 		_ = ln.Close()
 		groups.Close()
@@ -180,6 +198,7 @@ func Start(cfg config.Config, opts Options) (*Server, error) {
 		return nil, err
 	}
 	if err := s.startRegistry(cfg.RegistryAddr, reg); err != nil {
+		_ = events.Close()
 		_ = s.stopHTTP()
 		s.unregister()
 		_ = ln.Close()
@@ -238,13 +257,17 @@ func (s *Server) Close() error {
 		start := time.Now()
 		s.closing.Store(true) // /readyz fails from now on
 		err1 := s.kafka.Close()
+		// The gateway first: it ends long-polls and SSE streams, which
+		// would hold up the HTTP shutdown, and commits push progress
+		// while the group coordinator is still up.
+		errEvents := s.events.Close()
 		errHTTP := s.stopHTTP()
 		errRegistry := s.stopRegistry()
 		s.wg.Wait()
 		s.unregister()
 		s.groups.Close()
 		err2 := s.broker.Close()
-		s.closeErr = errors.Join(err1, errHTTP, errRegistry, err2)
+		s.closeErr = errors.Join(err1, errEvents, errHTTP, errRegistry, err2)
 		s.log.Info("weir: stopped", "took", time.Since(start).Round(time.Millisecond))
 	})
 	return s.closeErr
