@@ -43,3 +43,15 @@ bench:
 
 clean:
 	rm -rf bin weir-data
+
+# soak: the crash, fault and load tests of docs/guarantees.md at length:
+# SOAK_CYCLES kill -9 cycles of the real binary, SOAK_SEEDS power-loss
+# seeds of 1,000 steps, and the connection tests at full scale without the
+# race detector (10,000 idle connections).
+SOAK_CYCLES ?= 1000
+SOAK_SEEDS  ?= 50
+.PHONY: soak
+soak:
+	WEIRTEST_SOAK_CYCLES=$(SOAK_CYCLES) $(GO) test -count=1 -timeout 6h -v -run '^TestKillLoop' ./test/e2e/
+	WEIRTEST_POWERLOSS_SEEDS=$(SOAK_SEEDS) WEIRTEST_POWERLOSS_STEPS=1000 $(GO) test -count=1 -timeout 6h -run '^TestPowerLoss' ./internal/broker/
+	$(GO) test -count=1 -timeout 1h -v -run '^(TestIdleConnections|TestSlowLoris|TestConnectFlood|TestStoppedConsumer|TestProducersFasterThanDisk|TestHostile.*)$$' ./internal/kafka/

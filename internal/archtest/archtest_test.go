@@ -27,7 +27,9 @@ var rules = map[string][]string{
 	"internal/group":     {module + "/internal/broker", module + "/internal/kafka", module + "/internal/server", "github.com/twmb/franz-go"},
 	"internal/schema":    {module + "/internal/broker", module + "/internal/kafka", module + "/internal/server", "github.com/twmb/franz-go"},
 	"internal/kafka":     {module + "/internal/cloudevents", module + "/internal/schema", module + "/internal/console", module + "/internal/server"},
-	"stream":             {module + "/internal/"},
+	// The gateway is an adapter beside kafka: onto broker and group only.
+	"internal/cloudevents": {module + "/internal/kafka", module + "/internal/schema", module + "/internal/console", module + "/internal/server"},
+	"stream":               {module + "/internal/"},
 }
 
 // allowedSelf lists internal packages a leaf may still import (itself).

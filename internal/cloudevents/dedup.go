@@ -22,7 +22,7 @@ type dedup struct {
 	entries map[[32]byte]*dedupEntry
 	order   []*dedupEntry // settled entries, oldest first
 	head    int
-	warmed  map[string]*sync.Once
+	warmed  map[[16]byte]*sync.Once
 }
 
 // dedupEntry is one claimed or stored pair.
@@ -38,14 +38,14 @@ type dedupEntry struct {
 }
 
 func newDedup(window time.Duration, max int) *dedup {
-	return &dedup{window: window, max: max, entries: map[[32]byte]*dedupEntry{}, warmed: map[string]*sync.Once{}}
+	return &dedup{window: window, max: max, entries: map[[32]byte]*dedupEntry{}, warmed: map[[16]byte]*sync.Once{}}
 }
 
-// dedupKey names a pair within a topic.
-func dedupKey(topic, source, id string) [32]byte {
+// dedupKey names a pair within a topic, by the topic's id so that a topic
+// deleted and created again starts afresh.
+func dedupKey(topicID [16]byte, source, id string) [32]byte {
 	h := sha256.New()
-	h.Write([]byte(topic))
-	h.Write([]byte{0})
+	h.Write(topicID[:])
 	h.Write([]byte(source))
 	h.Write([]byte{0})
 	h.Write([]byte(id))
@@ -151,21 +151,21 @@ const maxWarmRecords = 100000
 // per topic and process; concurrent first requests wait for it.
 func (d *dedup) warm(t *broker.Topic, g *Gateway) {
 	d.mu.Lock()
-	once := d.warmed[t.Name]
+	once := d.warmed[t.ID]
 	if once == nil {
 		once = new(sync.Once)
-		d.warmed[t.Name] = once
+		d.warmed[t.ID] = once
 	}
 	d.mu.Unlock()
 	once.Do(func() {
 		since := g.opts.Now().Add(-d.window).UnixMilli()
 		for _, p := range t.Partitions() {
-			d.warmPartition(t.Name, p, since, g)
+			d.warmPartition(t, p, since, g)
 		}
 	})
 }
 
-func (d *dedup) warmPartition(topic string, p *broker.Partition, since int64, g *Gateway) {
+func (d *dedup) warmPartition(t *broker.Topic, p *broker.Partition, since int64, g *Gateway) {
 	hw := p.HighWatermark()
 	from, _, err := p.ListOffset(since)
 	if err != nil || from < 0 {
@@ -183,11 +183,11 @@ func (d *dedup) warmPartition(topic string, p *broker.Partition, since int64, g 
 			}
 		}
 		if id != "" && source != "" {
-			d.remember(dedupKey(topic, source, id), p.Index(), offset, time.UnixMilli(ts).Add(d.window))
+			d.remember(dedupKey(t.ID, source, id), p.Index(), offset, time.UnixMilli(ts).Add(d.window))
 		}
 		return true
 	})
 	if err != nil {
-		g.log.Warn("cloudevents: rebuilding idempotence memory", "topic", topic, "partition", p.Index(), "err", err)
+		g.log.Warn("cloudevents: rebuilding idempotence memory", "topic", t.Name, "partition", p.Index(), "err", err)
 	}
 }

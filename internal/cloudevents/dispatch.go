@@ -17,6 +17,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/types"
 
 	"github.com/weirhq/weir/internal/batch"
+	"github.com/weirhq/weir/internal/broker"
 	"github.com/weirhq/weir/internal/group"
 )
 
@@ -132,6 +133,15 @@ func (w *window) advance(pos int64) {
 	w.mu.Unlock()
 }
 
+// clamp moves the read position into the log (after retention, or onto a
+// topic created again) and returns it.
+func (w *window) clamp(p *broker.Partition) int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.readPos = clampOffset(p, w.readPos)
+	return w.readPos
+}
+
 func (w *window) add(off int64) {
 	w.mu.Lock()
 	w.slots = append(w.slots, off)
@@ -213,7 +223,7 @@ func (r *runner) work(pi int32) {
 			continue
 		}
 		changed := p.Changed()
-		from := win.readPos
+		from := win.clamp(p)
 		stopped := false
 		next, err := readOnce(p, from, 1<<20, func(off, ts int64, rec batch.Record) bool {
 			ev := recordToEvent(topic, pi, off, ts, rec)

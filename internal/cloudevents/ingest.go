@@ -173,7 +173,7 @@ func (g *Gateway) publish(ctx context.Context, t *broker.Topic, evs []event.Even
 		var waitOn []*dedupEntry
 		mine := map[[32]byte]int{} // duplicates inside one request
 		for _, i := range remaining {
-			k := dedupKey(t.Name, evs[i].Source(), evs[i].ID())
+			k := dedupKey(t.ID, evs[i].Source(), evs[i].ID())
 			if first, ok := mine[k]; ok {
 				waits, waitOn = append(waits, i), append(waitOn, todo[first].claim)
 				continue

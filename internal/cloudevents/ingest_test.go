@@ -363,6 +363,13 @@ func TestIdempotentIngest(t *testing.T) {
 	if hw := mustPartition(t, e.b, "idem", 0).HighWatermark(); hw != 3 {
 		t.Fatalf("%d records after restart, want 3", hw)
 	}
+	// A topic deleted and created again remembers nothing.
+	if err := e.b.DeleteTopic("idem"); err != nil {
+		t.Fatal(err)
+	}
+	if e.mustAccept(e.postBinary("idem", "same", "five")).Events[0].Duplicate {
+		t.Fatal("deduplicated against a deleted topic")
+	}
 }
 
 // TestIdempotentWindowExpires: past the window the pair is forgotten.

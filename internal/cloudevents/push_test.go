@@ -384,3 +384,25 @@ func TestSubscriptionAutoCreateOff(t *testing.T) {
 		t.Fatalf("%d %s", r.status, r.body)
 	}
 }
+
+// TestPushTopicRecreated: a subscription keeps delivering when its topic
+// is deleted and created again (its offsets start over).
+func TestPushTopicRecreated(t *testing.T) {
+	e := newEnv(t)
+	sk := newSink(t, nil)
+	e.createSub(fmt.Sprintf(`{"name":"phoenix","topic":"phoenix","sink":%q}`, sk.srv.URL))
+	for i := range 3 {
+		e.mustAccept(e.postBinary("phoenix", fmt.Sprintf("old-%d", i), "x"))
+	}
+	eventually(t, "the first events", func() bool { return len(sk.ids()) == 3 })
+	eventually(t, "the commit", func() bool { return e.committedOffsets("weir-sub-phoenix")[0] == 3 })
+	if err := e.b.DeleteTopic("phoenix"); err != nil {
+		t.Fatal(err)
+	}
+	e.mustAccept(e.postBinary("phoenix", "new-0", "x"))
+	e.mustAccept(e.postBinary("phoenix", "new-1", "x"))
+	eventually(t, "the events of the new topic", func() bool { return len(sk.ids()) == 5 })
+	if ids := sk.ids(); ids[3] != "new-0" || ids[4] != "new-1" {
+		t.Fatalf("delivered %v", ids)
+	}
+}

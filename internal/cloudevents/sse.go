@@ -293,6 +293,6 @@ func (g *Gateway) streamPartition(w http.ResponseWriter, buf *bytes.Buffer, topi
 		g.log.Warn("cloudevents: SSE read", "topic", topic, "partition", pi, "err", err)
 		return n, err
 	}
-	next[pi] = max(next[pi], end)
+	next[pi] = end // clamped into the log when retention or a re-created topic moved it
 	return n, nil
 }

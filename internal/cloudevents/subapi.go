@@ -94,7 +94,9 @@ type PartitionStatus struct {
 	Lag           int64 `json:"lag"`
 }
 
-func (r *runner) view() SubscriptionView {
+// view reports the subscription; committed offsets come from the group
+// coordinator, as Kafka tools see them.
+func (r *runner) view(ctx context.Context) SubscriptionView {
 	v := SubscriptionView{Subscription: r.sub, Group: r.sub.Group()}
 	st := &v.Status
 	st.Delivered, st.Retried, st.DeadLettered = r.delivered.Load(), r.retried.Load(), r.deadLettered.Load()
@@ -112,6 +114,9 @@ func (r *runner) view() SubscriptionView {
 	}
 	r.mu.Unlock()
 	if t, err := r.g.b.Topic(r.sub.Topic); err == nil {
+		if c, err := r.g.committed(ctx, r.sub.Group(), r.sub.Topic, len(t.Partitions())); err == nil {
+			committed = c
+		}
 		for _, p := range t.Partitions() {
 			ps := PartitionStatus{Partition: p.Index(), HighWatermark: p.HighWatermark(), Committed: -1}
 			if c, ok := committed[p.Index()]; ok {
@@ -137,7 +142,7 @@ func (g *Gateway) serveSubscriptions(w http.ResponseWriter, r *http.Request) {
 		g.subs.mu.Lock()
 		out := subscriptionList{Subscriptions: []SubscriptionView{}}
 		for _, run := range g.subs.m {
-			out.Subscriptions = append(out.Subscriptions, run.view())
+			out.Subscriptions = append(out.Subscriptions, run.view(r.Context()))
 		}
 		g.subs.mu.Unlock()
 		sort.Slice(out.Subscriptions, func(i, j int) bool { return out.Subscriptions[i].Name < out.Subscriptions[j].Name })
@@ -175,7 +180,7 @@ func (g *Gateway) serveSubscription(w http.ResponseWriter, r *http.Request, name
 			writeError(w, notFound("no subscription %q", name))
 			return
 		}
-		writeJSON(w, http.StatusOK, run.view())
+		writeJSON(w, http.StatusOK, run.view(r.Context()))
 	case http.MethodPut:
 		sub, err := readSubscription(w, r)
 		if err != nil {
@@ -291,7 +296,7 @@ func (ss *subscriptions) put(ctx context.Context, sub Subscription, replace bool
 	r := newRunner(g, sub)
 	ss.m[sub.Name] = r
 	r.start()
-	return r.view(), nil
+	return r.view(ctx), nil
 }
 
 // delete stops and removes a subscription and its consumer group.

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/weirhq/weir/internal/vfs"
 )
@@ -87,7 +88,7 @@ func (r *crashRun) options(fsys vfs.FS) Options {
 		RetentionMs:        -1,
 		IndexIntervalBytes: 700,
 		Durability:         r.cfg.durability,
-		SyncInterval:       1,
+		SyncInterval:       time.Millisecond,
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/weirhq/weir/internal/batch"
 	"github.com/weirhq/weir/internal/vfs"
@@ -219,7 +220,7 @@ func TestIntervalDurability(t *testing.T) {
 	forEachFS(t, func(t *testing.T, e fsEnv) {
 		o := e.opts()
 		o.Durability = Interval
-		o.SyncInterval = 1
+		o.SyncInterval = time.Millisecond
 		l := openLog(t, o)
 		ch := l.Changed()
 		mustAppend(t, l, mkBatch(t, 1, 3, 50, 1))

@@ -137,7 +137,7 @@ func TestHostileFrameMemory(t *testing.T) {
 	for i := 0; i < conns; i++ {
 		c := dial(t, ts.addr)
 		c.write(binary.BigEndian.AppendUint32(nil, limit)) // an 8 MiB frame...
-		c.write(rawFrame(0, 7, nil)[4:])                    // ...of which a few bytes arrive
+		c.write(rawFrame(0, 7, nil)[4:])                   // ...of which a few bytes arrive
 		cs = append(cs, c)
 	}
 	waitFor(t, "connections accepted", func() bool { return ts.numConns() == conns })
