@@ -11,14 +11,14 @@ import (
 // maxDecompressed bounds the decompressed records of one stored batch.
 const maxDecompressed = 64 << 20
 
-// clampOffset moves a position outside the readable range to its nearest
-// end, as a consumer with auto.offset.reset would.
+// clampOffset moves a position outside the readable range to the log
+// start, as a consumer with auto.offset.reset=earliest would: below it,
+// retention removed the records; past the high watermark, the log is not
+// the one the position was taken in (the topic was created again), so all
+// of it is new.
 func clampOffset(p *broker.Partition, off int64) int64 {
-	if start := p.LogStartOffset(); off < start {
+	if start := p.LogStartOffset(); off < start || off > p.HighWatermark() {
 		return start
-	}
-	if hw := p.HighWatermark(); off > hw {
-		return hw
 	}
 	return off
 }

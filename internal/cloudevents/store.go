@@ -3,9 +3,11 @@ package cloudevents
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/weirhq/weir/internal/batch"
@@ -32,26 +34,36 @@ type storedSubscription struct {
 
 const storedVersion = 1
 
-// BrokerStore keeps subscriptions in partition 0 of SubscriptionsTopic.
+// BrokerStore keeps subscriptions in partition 0 of SubscriptionsTopic,
+// which it creates with the first subscription (a node without any lists
+// no extra topic).
 type BrokerStore struct {
-	p *broker.Partition
+	b *broker.Broker
 	// Logger reports records Load skips; default slog.Default().
 	Logger *slog.Logger
+
+	mu sync.Mutex // serialises creating the topic
 }
 
-// OpenBrokerStore creates (if needed) the subscriptions topic and returns
-// a store on it.
+// OpenBrokerStore returns a store on b.
 func OpenBrokerStore(b *broker.Broker) (*BrokerStore, error) {
-	if _, err := b.Topic(SubscriptionsTopic); err != nil {
-		if _, err := b.CreateTopic(SubscriptionsTopic, 1, map[string]string{"cleanup.policy": "compact"}, false); err != nil {
+	return &BrokerStore{b: b}, nil
+}
+
+// partition returns the store's partition, creating the topic if create.
+func (st *BrokerStore) partition(create bool) (*broker.Partition, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if _, err := st.b.Topic(SubscriptionsTopic); err != nil {
+		if !create || !errors.Is(err, broker.ErrUnknownTopicOrPartition) {
+			return nil, err
+		}
+		if _, err := st.b.CreateTopic(SubscriptionsTopic, 1, map[string]string{"cleanup.policy": "compact"}, false); err != nil &&
+			!errors.Is(err, broker.ErrTopicExists) {
 			return nil, fmt.Errorf("cloudevents: create %s: %w", SubscriptionsTopic, err)
 		}
 	}
-	p, err := b.Partition(SubscriptionsTopic, 0)
-	if err != nil {
-		return nil, err
-	}
-	return &BrokerStore{p: p}, nil
+	return st.b.Partition(SubscriptionsTopic, 0)
 }
 
 // Put stores s durably.
@@ -69,25 +81,36 @@ func (st *BrokerStore) Delete(ctx context.Context, name string) error {
 }
 
 func (st *BrokerStore) append(ctx context.Context, key, value []byte) error {
+	p, err := st.partition(true)
+	if err != nil {
+		return err
+	}
 	raw, err := batch.Build(batch.BuildOptions{BaseTimestamp: time.Now().UnixMilli()}, []batch.Record{{Key: key, Value: value}})
 	if err != nil {
 		return err
 	}
-	a, err := st.p.Append(raw)
+	a, err := p.Append(raw)
 	if err != nil {
 		return err
 	}
-	return st.p.WaitDurable(ctx, a.LastOffset+1)
+	return p.WaitDurable(ctx, a.LastOffset+1)
 }
 
 // Load replays the topic; the last record of a name wins.
 func (st *BrokerStore) Load() ([]Subscription, error) {
+	p, err := st.partition(false)
+	if errors.Is(err, broker.ErrUnknownTopicOrPartition) {
+		return nil, nil // no subscription was ever stored
+	}
+	if err != nil {
+		return nil, err
+	}
 	subs := map[string]Subscription{}
 	log := st.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	_, err := readRecords(st.p, st.p.LogStartOffset(), st.p.HighWatermark(), 1<<20, func(off, _ int64, r batch.Record) bool {
+	_, err = readRecords(p, p.LogStartOffset(), p.HighWatermark(), 1<<20, func(off, _ int64, r batch.Record) bool {
 		name := string(r.Key)
 		if r.Value == nil {
 			delete(subs, name)

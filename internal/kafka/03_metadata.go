@@ -84,7 +84,7 @@ func (s *Server) metadataTopic(t *broker.Topic, _ error) kmsg.MetadataResponseTo
 	name := t.Name
 	mt.Topic = &name
 	mt.TopicID = t.ID
-	mt.IsInternal = t.Name == OffsetsTopic
+	mt.IsInternal = s.isInternalTopic(t.Name)
 	mt.AuthorizedOperations = authorizedOpsUnset
 	for _, p := range t.Partitions() {
 		mp := kmsg.NewMetadataResponseTopicPartition()

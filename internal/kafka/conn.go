@@ -205,6 +205,9 @@ func (c *Conn) writeLoop() {
 			return
 		}
 		buf = appendResponse(buf[:0], p.h, resp)
+		// Count before writing: a client that has read the response may
+		// scrape the metrics at once and must see it counted.
+		c.s.m.done(p.h.key, p.start, resp)
 		if err := c.nc.SetWriteDeadline(time.Now().Add(c.s.opts.IdleTimeout)); err != nil {
 			return
 		}
@@ -214,7 +217,6 @@ func (c *Conn) writeLoop() {
 			}
 			return
 		}
-		c.s.m.done(p.h.key, p.start, resp)
 		if cap(buf) > 1<<20 {
 			buf = nil // do not pin one large fetch response's buffer
 		}

@@ -160,8 +160,8 @@ func TestKafkaGoWriterReader(t *testing.T) {
 // hard-codes or negotiates on its own: ApiVersions v0, Metadata v1
 // (DialLeader, ReadPartitions, Brokers, Controller), ListOffsets v1
 // (ReadFirstOffset, ReadLastOffset, ReadOffset by time), Conn-level
-// produce with each codec and ReadBatch; plus kafka.Client's Metadata and
-// ListOffsets.
+// produce with each codec and ReadBatch; plus kafka.Client's Metadata,
+// ListOffsets and Fetch.
 func TestKafkaGoConn(t *testing.T) {
 	t.Parallel()
 	w := StartWeir(t, "", "--default-partitions", "3")

@@ -164,7 +164,7 @@ func compareRecs(t testing.TB, what string, want, got []rec, nulls nullness) {
 			t.Errorf("%s: key %q (nil %v), want %q (nil %v)", pre, g.Key, g.Key == nil, w.Key, w.Key == nil)
 		}
 		if !eq(g.Value, w.Value) {
-			t.Errorf("%s: value %q (nil %v), want %q (nil %v)", pre, trunc(g.Value), g.Value == nil, trunc(w.Value), w.Value == nil)
+			t.Errorf("%s: value %q (nil %v), want %q (nil %v)", pre, head40(g.Value), g.Value == nil, head40(w.Value), w.Value == nil)
 		}
 		if !slices.EqualFunc(g.Headers, w.Headers, func(a, b hdr) bool { return a.Key == b.Key && bytes.Equal(a.Value, b.Value) }) {
 			t.Errorf("%s: headers %q, want %q", pre, g.Headers, w.Headers)
@@ -175,7 +175,7 @@ func compareRecs(t testing.TB, what string, want, got []rec, nulls nullness) {
 	}
 }
 
-func trunc(b []byte) []byte {
+func head40(b []byte) []byte {
 	if len(b) > 40 {
 		return b[:40]
 	}

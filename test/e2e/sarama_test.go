@@ -83,6 +83,7 @@ func TestSaramaProduceConsume(t *testing.T) {
 	w := StartWeir(t, "", "--default-partitions", "3")
 	for _, ver := range saramaVersions {
 		t.Run(ver.name, func(t *testing.T) {
+			t.Parallel() // the versions share the broker, not topics
 			wants := map[string][]rec{}
 			for _, acks := range saramaAcks {
 				for _, codec := range saramaCodecs {
@@ -208,7 +209,7 @@ func TestSaramaClusterAdmin(t *testing.T) {
 			}
 			d, ok := topics[topic]
 			if !ok {
-				t.Fatalf("ListTopics: %s missing from %v", topic, keys(topics))
+				t.Fatalf("ListTopics: %s missing from %v", topic, joinKeys(topics))
 			}
 			if d.NumPartitions != 3 {
 				t.Errorf("ListTopics: %s has %d partitions, want 3", topic, d.NumPartitions)
@@ -275,7 +276,7 @@ func TestSaramaClusterAdmin(t *testing.T) {
 	}
 }
 
-func keys[V any](m map[string]V) string {
+func joinKeys[V any](m map[string]V) string {
 	var ks []string
 	for k := range m {
 		ks = append(ks, k)
@@ -423,7 +424,7 @@ func TestSaramaIdempotentAcrossRestart(t *testing.T) {
 			msgs[i] = saramaMessage(topic, r)
 		}
 		if err := p.SendMessages(msgs); err != nil {
-			t.Fatalf("%s: SendMessages: %v\nbroker log tail:\n%s", tag, err, tail(w.Logs(), 30))
+			t.Fatalf("%s: SendMessages: %v\nbroker log tail:\n%s", tag, err, lastLines(w.Logs(), 30))
 		}
 		for i, m := range msgs {
 			rs[i].Offset = m.Offset
@@ -437,8 +438,8 @@ func TestSaramaIdempotentAcrossRestart(t *testing.T) {
 	checkTopic(t, "sarama", saramaConsumer(sarama.V3_6_0_0), w.Addr, topic, want, nullAware)
 }
 
-// tail returns the last n lines of s.
-func tail(s string, n int) string {
+// lastLines returns the last n lines of s.
+func lastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
