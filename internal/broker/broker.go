@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/weirhq/weir/internal/commitlog"
@@ -108,6 +109,22 @@ type Topic struct {
 	mu         sync.RWMutex
 	configs    map[string]string
 	partitions []*Partition
+
+	// maxMessageBytes caches the effective max.message.bytes so the
+	// produce path reads no map.
+	maxMessageBytes atomic.Int64
+}
+
+// setConfigs replaces a topic's explicit configs and refreshes the values
+// derived from them.
+func (b *Broker) setConfigs(t *Topic, configs map[string]string) {
+	if configs == nil {
+		configs = map[string]string{}
+	}
+	t.mu.Lock()
+	t.configs = configs
+	t.mu.Unlock()
+	t.maxMessageBytes.Store(b.effectiveInt(configs, "max.message.bytes"))
 }
 
 // Partitions returns the topic's partitions.
@@ -192,10 +209,8 @@ func (b *Broker) load() error {
 		if err != nil || m.Partitions < 1 {
 			return fmt.Errorf("broker: topic metadata %s is damaged", n)
 		}
-		t := &Topic{Name: m.Name, ID: id, configs: m.Configs}
-		if t.configs == nil {
-			t.configs = map[string]string{}
-		}
+		t := &Topic{Name: m.Name, ID: id}
+		b.setConfigs(t, m.Configs)
 		b.topics[m.Name] = t
 		ids[m.ID] = true
 		for p := int32(0); p < m.Partitions; p++ {

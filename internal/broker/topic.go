@@ -64,10 +64,12 @@ func (b *Broker) CreateTopic(name string, partitions int32, configs map[string]s
 	if err != nil {
 		return nil, fmt.Errorf("broker: topic id: %w", err)
 	}
-	t := &Topic{Name: name, ID: id, configs: map[string]string{}}
+	t := &Topic{Name: name, ID: id}
+	own := make(map[string]string, len(configs))
 	for k, v := range configs {
-		t.configs[k] = v
+		own[k] = v
 	}
+	b.setConfigs(t, own)
 	for p := int32(0); p < partitions; p++ {
 		part, err := b.openPartition(t, p)
 		if err != nil {
@@ -260,9 +262,7 @@ func (b *Broker) updateConfigs(name string, validateOnly bool, edit func(map[str
 	if err := b.persist(t, int32(len(t.Partitions())), next); err != nil {
 		return err
 	}
-	t.mu.Lock()
-	t.configs = next
-	t.mu.Unlock()
+	b.setConfigs(t, next)
 	lim := b.limits(next)
 	var errs []error
 	for _, p := range t.Partitions() {

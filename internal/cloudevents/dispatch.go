@@ -47,6 +47,7 @@ type runner struct {
 	wg     sync.WaitGroup
 
 	delivered, retried, deadLettered, dropped, filtered atomic.Int64
+	commitChecks                                        atomic.Int64 // commitProgress calls, for tests
 
 	mu        sync.Mutex
 	committed map[int32]int64
@@ -302,6 +303,7 @@ func (r *runner) work(pi int32) {
 
 // commitProgress commits the partition's finished prefix when it moved.
 func (r *runner) commitProgress(ctx context.Context, pi int32, win *window) {
+	r.commitChecks.Add(1)
 	pos := win.commitPos()
 	r.mu.Lock()
 	same := r.committed[pi] == pos

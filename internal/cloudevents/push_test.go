@@ -49,7 +49,7 @@ func TestPushRetriesThenSucceeds(t *testing.T) {
 	if st.Delivered != 1 || st.Retried != 2 || st.Lag != 0 || st.DeadLettered != 0 || !strings.Contains(st.LastError, "status 503") {
 		t.Fatalf("status %+v", st)
 	}
-	time.Sleep(50 * time.Millisecond) // nothing more arrives
+	// Committed means finished: no attempt follows.
 	if n := len(sk.received()); n != 3 {
 		t.Fatalf("%d deliveries", n)
 	}
@@ -196,7 +196,12 @@ func TestPushUnordered(t *testing.T) {
 	if peak.Load() < 2 {
 		t.Fatalf("peak concurrency %d", peak.Load())
 	}
-	time.Sleep(60 * time.Millisecond) // several commit intervals
+	eventually(t, "nine deliveries finished", func() bool { return e.getSub("parallel").Status.Delivered == 9 })
+	e.gw.subs.mu.Lock()
+	run := e.gw.subs.m["parallel"]
+	e.gw.subs.mu.Unlock()
+	checks := run.commitChecks.Load()
+	eventually(t, "several commit checks since", func() bool { return run.commitChecks.Load() >= checks+3 })
 	if c := e.committedOffsets("weir-sub-parallel")[0]; c != 0 {
 		t.Fatalf("committed %d past the unfinished first event", c)
 	}
