@@ -1,0 +1,210 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Group members that are separate processes (kcat -G, a kafkajs script):
+// each prints the records it consumes on stdout, one per line; stop is
+// SIGTERM (the client commits and leaves), crash is SIGKILL.
+
+// TestGroupsKcat runs the group scenario (groups_helpers_test.go) with
+// `kcat -G` members (librdkafka 2.0.2 on Debian: JoinGroup v5, SyncGroup
+// v3, OffsetCommit v7, LeaveGroup v1).
+//
+// kcat's balanced consumer stores an offset when librdkafka hands the
+// message to kcat, before kcat prints it, and auto-commits the stored
+// offsets every 200 ms, on revoke and on close (SIGTERM). That is
+// at-least-once: librdkafka commits on revoke asynchronously, and the
+// crash (SIGKILL) loses what was stored since the last auto-commit, so a
+// record may be consumed again after a rebalance. The scenario requires
+// no loss and counts duplicates; after the broker restarts, with
+// everything committed by the SIGTERM stops, the new member must resume
+// exactly.
+func TestGroupsKcat(t *testing.T) {
+	t.Parallel()
+	bin := kcatBin(t)
+	runGroupScenario(t, "kcat", grpClient{exact: false, crash: true,
+		start: func(sc *grpScenario, name string, l *grpLedger) grpMember {
+			return startProcMember(sc, name, l, parseKcatLine, "", nil, bin,
+				"-b", sc.w.Addr, "-G", sc.group, sc.topic,
+				"-X", "client.id="+name,
+				"-X", "auto.offset.reset=earliest",
+				"-X", "session.timeout.ms="+strconv.Itoa(int(grpSession.Milliseconds())),
+				"-X", "heartbeat.interval.ms="+strconv.Itoa(int(grpHeartbeat.Milliseconds())),
+				"-X", "auto.commit.interval.ms=200",
+				"-X", "fetch.wait.max.ms=100",
+				"-X", "check.crcs=true",
+				"-u", "-f", `%p %o %s\n`)
+		}})
+}
+
+// parseKcatLine parses `-f '%p %o %s\n'`.
+func parseKcatLine(line string) (int32, int64, string, error) {
+	f := strings.SplitN(line, " ", 3)
+	if len(f) != 3 {
+		return 0, 0, "", fmt.Errorf("want 3 fields")
+	}
+	p, err := strconv.ParseInt(f[0], 10, 32)
+	if err != nil {
+		return 0, 0, "", err
+	}
+	o, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil {
+		return 0, 0, "", err
+	}
+	return int32(p), o, f[2], nil
+}
+
+// TestGroupsKafkajs runs the group scenario (groups_helpers_test.go) with
+// kafkajs consumers (test/kafkajs/group.js: JoinGroup v5 with KIP-394,
+// SyncGroup, Heartbeat and LeaveGroup v3, OffsetCommit v5, OffsetFetch v4).
+//
+// kafkajs auto-commits the offsets eachMessage resolved after each batch
+// and before it rejoins a rebalancing group, but its fetchers keep
+// processing batches while another one notices the rebalance, and the
+// crash (SIGKILL) loses what was processed since the last commit: it is
+// at-least-once. The scenario requires no loss and counts duplicates;
+// after the broker restarts, with everything committed by the SIGTERM
+// stops, the new member must resume exactly.
+func TestGroupsKafkajs(t *testing.T) {
+	t.Parallel()
+	dir, node := kafkajsDir(t)
+	level := os.Getenv("KAFKAJS_LOG_LEVEL")
+	if level == "" {
+		level = "INFO"
+	}
+	env := []string{"KAFKAJS_LOG_LEVEL=" + level, "KAFKAJS_NO_PARTITIONER_WARNING=1",
+		"GROUP_SESSION_TIMEOUT_MS=" + strconv.Itoa(int(grpSession.Milliseconds()))}
+	runGroupScenario(t, "kafkajs", grpClient{exact: false, crash: true,
+		start: func(sc *grpScenario, name string, l *grpLedger) grpMember {
+			return startProcMember(sc, name, l, parseKafkajsLine, dir, env, node,
+				filepath.Join(dir, "group.js"), sc.w.Addr, sc.topic, sc.group, name)
+		}})
+}
+
+// parseKafkajsLine parses group.js' {"p":0,"o":"12","v":"..."}.
+func parseKafkajsLine(line string) (int32, int64, string, error) {
+	var r struct {
+		P int32  `json:"p"`
+		O string `json:"o"`
+		V string `json:"v"`
+	}
+	if err := json.Unmarshal([]byte(line), &r); err != nil {
+		return 0, 0, "", err
+	}
+	o, err := strconv.ParseInt(r.O, 10, 64)
+	if err != nil {
+		return 0, 0, "", err
+	}
+	return r.P, o, r.V, nil
+}
+
+// procMember is a group member running as a child process.
+type procMember struct {
+	name   string
+	l      *grpLedger
+	cmd    *exec.Cmd
+	done   chan struct{} // closed once the process exited and stdout is drained
+	mu     sync.Mutex
+	stderr bytes.Buffer
+}
+
+func (m *procMember) Write(p []byte) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.stderr.Write(p)
+}
+
+func (m *procMember) stderrTail(n int) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	lines := strings.Split(strings.TrimRight(m.stderr.String(), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// startProcMember starts name args... and feeds each stdout line, parsed
+// by parse, to l.
+func startProcMember(sc *grpScenario, name string, l *grpLedger, parse func(string) (int32, int64, string, error),
+	dir string, env []string, bin string, args ...string) *procMember {
+	t := sc.t
+	m := &procMember{name: name, l: l, done: make(chan struct{})}
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
+	cmd.Stderr = m
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	m.cmd = cmd
+	go func() {
+		defer close(m.done)
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			p, o, v, err := parse(sc.Text())
+			if err != nil {
+				l.note("%s: unparsable output %q: %v", name, sc.Text(), err)
+				continue
+			}
+			l.add(name, p, o, v)
+		}
+		_ = cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-m.done:
+		default:
+			_ = cmd.Process.Kill()
+			<-m.done
+		}
+		if t.Failed() {
+			t.Logf("%s stderr (tail):\n%s", name, m.stderrTail(60))
+		}
+	})
+	return m
+}
+
+// stop sends SIGTERM: the client commits, leaves and exits 0.
+func (m *procMember) stop(t *testing.T) {
+	t.Helper()
+	_ = m.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-m.done:
+	case <-time.After(20 * time.Second):
+		_ = m.cmd.Process.Kill()
+		<-m.done
+		t.Errorf("%s did not exit within 20s of SIGTERM; stderr:\n%s", m.name, m.stderrTail(40))
+		return
+	}
+	if code := m.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("%s exited with %d after SIGTERM; stderr:\n%s", m.name, code, m.stderrTail(40))
+	}
+}
+
+// crash sends SIGKILL: no commit, no LeaveGroup.
+func (m *procMember) crash(t *testing.T) {
+	_ = m.cmd.Process.Kill()
+	grpWaitDone(t, m.name+" after SIGKILL", m.done, 10*time.Second)
+}
