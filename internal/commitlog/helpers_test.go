@@ -48,8 +48,8 @@ func (e fsEnv) needMem(t *testing.T) {
 // quiet discards the log's warnings (torn tails are expected in tests).
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-// opts returns test options on e with small segments; override fields
-// after the call.
+// opts returns default options on e that log nothing; tests override
+// fields after the call.
 func (e fsEnv) opts() Options {
 	return Options{FS: e.fs, Dir: e.dir, Logger: quiet}
 }

@@ -28,6 +28,11 @@ type durableWait struct {
 	ti, pi int // indexes of its response partition
 }
 
+// handleProduce appends each partition's batches and answers, for
+// acks=all, once they are durable. The request's record bytes alias a
+// pooled frame that the connection reuses as soon as this returns
+// (conn.go): nothing on the produce path may keep them, and none does (the
+// log copies them into the segment file, schema checks only read them).
 func (s *Server) handleProduce(c *Conn, r kmsg.Request) Reply {
 	req := r.(*kmsg.ProduceRequest)
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)

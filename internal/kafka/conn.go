@@ -103,18 +103,24 @@ func (c *Conn) run() {
 // fails or a request requires closing it.
 func (c *Conn) readLoop() {
 	br := bufio.NewReaderSize(c.nc, 32<<10)
+	// Produce frames are pooled: their records are appended (copied to
+	// the log) before the handler returns and nothing keeps them after.
+	fr := frameReader{r: br, br: br, inq: socketInq(c.nc), max: c.s.opts.MaxFrameBytes, pool: true}
 	for {
 		if err := c.nc.SetReadDeadline(time.Now().Add(c.s.opts.IdleTimeout)); err != nil {
 			c.logReadError(err)
 			return
 		}
-		frame, err := readFrame(br, c.s.opts.MaxFrameBytes)
+		frame, pooled, err := fr.next()
 		if err != nil {
 			c.logReadError(err)
 			return
 		}
 		start := time.Now()
 		p, ok := c.handle(frame)
+		if pooled {
+			putFrame(frame)
+		}
 		if !ok {
 			return
 		}

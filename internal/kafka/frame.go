@@ -1,11 +1,12 @@
 package kafka
 
 import (
+	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-	"slices"
+	"sync"
 
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -77,38 +78,137 @@ func (s *Server) parseRequest(frame []byte) (requestHeader, kmsg.Request, error)
 }
 
 // readFrame reads one size-prefixed frame from r and returns its body, at
-// most maxBytes long. The body is freshly allocated: kmsg aliases byte-slice
-// fields (produce records, group metadata) into it and handlers may keep them.
-// Memory grows with the bytes that arrive, not with the size a client claims.
+// most maxBytes long, freshly allocated (see frameReader.next).
 func readFrame(r io.Reader, maxBytes int32) ([]byte, error) {
+	fr := frameReader{r: r, max: maxBytes}
+	frame, _, err := fr.next()
+	return frame, err
+}
+
+// frameReader reads request frames from a connection.
+//
+// A frame's size prefix is a claim, not an allocation: memory grows with
+// the bytes that arrive, so a client that claims a large frame and stalls
+// holds about what it sent (at most twice that plus 4 KiB, rounded up to
+// a power of two for pooled frames), not what it claimed. Bytes that have arrived count whether they sit in r's buffer or
+// still in the kernel's socket queue (inq): on loopback a whole produce
+// request has usually arrived when its size is read, and the frame is then
+// allocated once, at its size, and read without copies.
+type frameReader struct {
+	r   io.Reader
+	br  *bufio.Reader // r, when buffered: its Buffered bytes have arrived
+	inq func() int    // bytes queued in the socket, or -1 when unknown
+	max int32
+	// pool takes Produce frames from framePool: the caller returns them
+	// with putFrame once the handler is done.
+	pool bool
+}
+
+// firstFrameCap is the capacity a frame starts with when little of it has arrived.
+const firstFrameCap = 4 << 10
+
+// arrived returns the bytes known to have arrived beyond those read.
+func (fr *frameReader) arrived() int {
+	n := 0
+	if fr.br != nil {
+		n = fr.br.Buffered()
+	}
+	if fr.inq != nil {
+		if q := fr.inq(); q > 0 {
+			n += q
+		}
+	}
+	return n
+}
+
+// next reads one frame. pooled reports that it came from framePool: the
+// caller returns it with putFrame once nothing refers to it any more. A
+// frame that is not pooled is the caller's to keep: kmsg aliases byte-slice
+// fields (group metadata, records) into it and handlers may keep them.
+func (fr *frameReader) next() (frame []byte, pooled bool, err error) {
 	var size [4]byte
-	if _, err := io.ReadFull(r, size[:]); err != nil {
-		return nil, err
+	if _, err := io.ReadFull(fr.r, size[:]); err != nil {
+		return nil, false, err
 	}
 	n := int32(binary.BigEndian.Uint32(size[:]))
-	if n < 0 || n > maxBytes {
-		return nil, &frameSizeError{size: n, max: maxBytes}
+	if n < 0 || n > fr.max {
+		return nil, false, &frameSizeError{size: n, max: fr.max}
 	}
-	// Start small and double as bytes arrive, so a client that claims a
-	// large frame and stalls holds about what it sent (at most twice that
-	// plus 4 KiB), not what it claimed.
-	const first = 4 << 10
-	frame := make([]byte, 0, min(int(n), first))
+	if fr.pool && fr.br != nil && n >= 2 {
+		// Produce frames (api key 0) are pooled; the key is in the first
+		// two bytes, which arrive with the rest of the header.
+		if key, err := fr.br.Peek(2); err == nil && key[0] == 0 && key[1] == 0 {
+			pooled = true
+		}
+	}
+	alloc := func(c int) []byte {
+		if pooled {
+			return getFrame(c)
+		}
+		return make([]byte, 0, c)
+	}
+	frame = alloc(min(int(n), max(firstFrameCap, 2*fr.arrived())))
 	for len(frame) < int(n) {
 		if len(frame) == cap(frame) {
-			frame = slices.Grow(frame, min(int(n)-len(frame), cap(frame)))
+			// Grow to twice what has arrived (at least doubling): one step
+			// when the rest is already queued.
+			c := min(int(n), max(2*cap(frame), 2*(len(frame)+fr.arrived())))
+			grown := append(alloc(c), frame...)
+			if pooled {
+				putFrame(frame)
+			}
+			frame = grown
 		}
 		end := min(cap(frame), int(n))
-		k, err := io.ReadFull(r, frame[len(frame):end])
+		k, err := io.ReadFull(fr.r, frame[len(frame):end])
 		frame = frame[:len(frame)+k]
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				err = io.ErrUnexpectedEOF
 			}
-			return nil, err
+			if pooled {
+				putFrame(frame)
+			}
+			return nil, false, err
 		}
 	}
-	return frame, nil
+	return frame, pooled, nil
+}
+
+// framePool recycles Produce request frames by capacity class: class i
+// holds buffers of firstFrameCap<<i bytes. Frames larger than the last
+// class are not pooled.
+var framePool [13]sync.Pool // 4 KiB … 16 MiB
+
+func frameClass(c int) int {
+	i := 0
+	for firstFrameCap<<i < c {
+		i++
+	}
+	return i
+}
+
+// getFrame returns an empty buffer of capacity at least c.
+func getFrame(c int) []byte {
+	i := frameClass(c)
+	if i >= len(framePool) {
+		return make([]byte, 0, c)
+	}
+	if b, ok := framePool[i].Get().(*[]byte); ok {
+		return (*b)[:0]
+	}
+	return make([]byte, 0, firstFrameCap<<i)
+}
+
+// putFrame returns a buffer from getFrame to the pool.
+func putFrame(b []byte) {
+	c := cap(b)
+	i := frameClass(c)
+	if i >= len(framePool) || firstFrameCap<<i != c {
+		return
+	}
+	b = b[:0]
+	framePool[i].Put(&b)
 }
 
 // frameSizeError reports a frame size prefix out of bounds.

@@ -22,23 +22,28 @@ import (
 //  1. A 6-partition topic gets 300 records; member m1 starts and takes all
 //     six partitions.
 //  2. A background producer keeps writing 6 records (one per partition)
-//     every 100 ms while the membership changes: m2 joins, m3 joins (each
-//     waits until the group is Stable with the new member assigned and the
-//     new member has consumed), m2 stops gracefully (LeaveGroup) and, for
-//     clients that support it, m3 crashes: it stops processing, its
-//     connections are cut and it never sends LeaveGroup, so the group only
-//     rebalances once its 6 s session expires. m4 then joins.
-//  3. The producer stops; every record produced must be consumed, with
-//     exactly-once clients (commit before releasing partitions) exactly
-//     once; at-least-once clients may repeat records after a rebalance or
-//     a crash (counted and logged) but never lose one. kadm then sees the
-//     group Stable with its two members, every partition assigned and lag
-//     0; once they stop, Empty with lag 0.
+//     every 100 ms while the membership changes. m2 joins, then m3; after
+//     each join the test waits until kadm sees the group Stable with
+//     exactly those members (by client id), every partition assigned once
+//     and each member owning one, and the new member has consumed. m2
+//     stops gracefully (commit, LeaveGroup). m3 consumes some more, then
+//     crashes: Go members commit what they processed and have their
+//     connections cut, so Close cannot send LeaveGroup; process members
+//     get SIGKILL. Only the 6 s session expiry removes it (checked: the
+//     rebalance must not come sooner). m4 joins.
+//  3. The producer stops; every record produced must be consumed, at the
+//     partition and offset its producer was told. Clients that commit
+//     before releasing partitions must consume each record exactly once;
+//     at-least-once clients may repeat records after a rebalance or a
+//     crash (counted and logged) but never lose one. kadm Lag then sees
+//     the group Stable with m1 and m4 and lag 0 on every partition; once
+//     they stop, Empty with lag 0.
 //  4. Twice (SIGTERM restart, then SIGKILL restart): 60 more records are
 //     produced, the broker restarts, kadm sees exactly 10 records of lag
 //     per partition (the commits survived), and a new member of the same
-//     group consumes exactly those 60 records — nothing from before the
-//     committed offsets — and commits them.
+//     group consumes exactly those 60 records, once each: a member that
+//     resumed before the committed offsets would have consumed older
+//     records of the same partition first.
 
 const (
 	grpParts         = 6
@@ -101,32 +106,40 @@ func (l *grpLedger) consumedBy(member string) int {
 	return l.perMember[member]
 }
 
-// missing returns how many records of want were not consumed yet.
-func (l *grpLedger) missing(want map[string]grpRec) int {
+// missing returns how many records of want were not consumed yet, and a
+// description of the first few with the deliveries around the first.
+func (l *grpLedger) missing(want map[string]grpRec) (int, string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	n := 0
+	var miss []string
 	for v := range want {
 		if len(l.seen[v]) == 0 {
-			n++
+			miss = append(miss, v)
 		}
 	}
-	return n
+	if len(miss) == 0 {
+		return 0, ""
+	}
+	sort.Strings(miss) // values sort in production order
+	first := want[miss[0]]
+	var around []string
+	for off := first.Offset - 3; off <= first.Offset+3; off++ {
+		for v, r := range want {
+			if r.Partition == first.Partition && r.Offset == off {
+				around = append(around, fmt.Sprintf("%d:%v", off, l.seen[v]))
+			}
+		}
+	}
+	for i, v := range miss[:min(len(miss), 10)] {
+		miss[i] = fmt.Sprintf("%s@%d/%d", v, want[v].Partition, want[v].Offset)
+	}
+	return len(miss), fmt.Sprintf("missing %v; partition %d around the first: %v", miss[:min(len(miss), 10)], first.Partition, around)
 }
 
 func (l *grpLedger) summary() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	names := make([]string, 0, len(l.perMember))
-	for m := range l.perMember {
-		names = append(names, m)
-	}
-	sort.Strings(names)
-	parts := make([]string, len(names))
-	for i, m := range names {
-		parts[i] = fmt.Sprintf("%s=%d", m, l.perMember[m])
-	}
-	return strings.Join(parts, " ")
+	return l.summaryLocked()
 }
 
 // check compares the deliveries with want: every record consumed, at the
@@ -202,6 +215,7 @@ func (l *grpLedger) summaryLocked() string {
 // partitions and remembers where each landed.
 type grpProducer struct {
 	topic string
+	opts  []kgo.Opt
 	mu    sync.Mutex
 	seq   int
 	all   map[string]grpRec
@@ -210,7 +224,7 @@ type grpProducer struct {
 // produce writes n records with a fresh franz-go client and returns them.
 func (p *grpProducer) produce(t *testing.T, addr string, n int) map[string]grpRec {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr), kgo.RecordPartitioner(kgo.ManualPartitioner())}, p.opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,7 +264,7 @@ func (p *grpProducer) produceWith(ctx context.Context, cl *kgo.Client, n int) (m
 // stop function is called; stop reports a produce error.
 func (p *grpProducer) background(t *testing.T, addr string) (stop func()) {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr), kgo.RecordPartitioner(kgo.ManualPartitioner())}, p.opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,6 +333,12 @@ type grpClient struct {
 	// crash: the client supports crash.
 	crash bool
 	start func(sc *grpScenario, name string, l *grpLedger) grpMember
+	// quiesce: pause the producer and let the group catch up before a
+	// member is stopped while others keep consuming (see TestGroupsKcat).
+	quiesce bool
+	// produce are extra options for the franz-go producer (kafkajs
+	// cannot decompress franz-go's default, snappy).
+	produce []kgo.Opt
 }
 
 // grpScenario is one run of the scenario against one broker.
@@ -330,6 +350,19 @@ type grpScenario struct {
 	adm    *kadm.Client
 	prod   *grpProducer
 	ledger *grpLedger
+
+	mu     sync.Mutex
+	broken string // set when a member died on its own; polls fail fast
+}
+
+// breakf records that the scenario cannot succeed any more (a member
+// process exited by itself); the next poll fails with it.
+func (sc *grpScenario) breakf(format string, args ...any) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if sc.broken == "" {
+		sc.broken = fmt.Sprintf(format, args...)
+	}
 }
 
 // runGroupScenario runs the scenario (see the top of this file) for one
@@ -339,7 +372,7 @@ func runGroupScenario(t *testing.T, name string, c grpClient) {
 	topic, group := "grp-"+name, "grp-"+name+"-group"
 	admCl := extKgoClient(t, w)
 	sc := &grpScenario{t: t, w: w, topic: topic, group: group, adm: kadm.NewClient(admCl),
-		prod: &grpProducer{topic: topic, all: map[string]grpRec{}}, ledger: newGrpLedger()}
+		prod: &grpProducer{topic: topic, all: map[string]grpRec{}, opts: c.produce}, ledger: newGrpLedger()}
 	defer func() {
 		if t.Failed() {
 			t.Logf("weir log tail:\n%s", extLogTail(w, 120))
@@ -360,7 +393,8 @@ func runGroupScenario(t *testing.T, name string, c grpClient) {
 	}
 	sc.prod.produce(t, w.Addr, grpInitial)
 
-	var live []grpMember
+	// live holds the running members by name (their client ids).
+	live := map[string]grpMember{}
 	defer func() {
 		// Members still running after a failure: stop them so their
 		// goroutines and processes end with the test.
@@ -368,56 +402,71 @@ func runGroupScenario(t *testing.T, name string, c grpClient) {
 			m.stop(t)
 		}
 	}()
-	startMember := func(name string) grpMember {
+	start := func(name string, l *grpLedger) {
 		step("start %s", name)
-		m := c.start(sc, name, sc.ledger)
-		live = append(live, m)
-		return m
+		live[name] = c.start(sc, name, l)
 	}
-	remove := func(m grpMember) {
-		live = slices.DeleteFunc(live, func(x grpMember) bool { return x == m })
+	stop := func(name string) {
+		step("stop %s (LeaveGroup)", name)
+		m := live[name]
+		delete(live, name)
+		m.stop(t)
+	}
+	names := func() []string {
+		ns := make([]string, 0, len(live))
+		for n := range live {
+			ns = append(ns, n)
+		}
+		sort.Strings(ns)
+		return ns
 	}
 
-	startMember("m1")
-	sc.waitStable(1)
+	start("m1", sc.ledger)
+	sc.waitStable(names())
 	stopBG := sc.prod.background(t, w.Addr)
 	for _, n := range []string{"m2", "m3"} {
-		startMember(n)
-		sc.waitStable(len(live))
+		start(n, sc.ledger)
+		sc.waitStable(names())
 		sc.waitConsumed(n)
 	}
-	m2 := live[1]
-	step("stop m2 (LeaveGroup)")
-	m2.stop(t)
-	remove(m2)
-	sc.waitStable(2)
+	if c.quiesce {
+		stopBG()
+		step("producer paused; waiting for the group to catch up before stopping m2")
+		sc.waitAll(sc.ledger, sc.prod.snapshot())
+	}
+	stop("m2")
+	sc.waitStable(names())
+	if c.quiesce {
+		stopBG = sc.prod.background(t, w.Addr)
+	}
 	if c.crash {
-		m3 := live[1]
+		// Crash with work done in this generation (for at-least-once
+		// clients, possibly not committed yet).
+		sc.waitConsumed("m3")
 		step("crash m3 (no LeaveGroup; session timeout %v)", grpSession)
 		crashed := time.Now()
+		m3 := live["m3"]
+		delete(live, "m3")
 		m3.crash(t)
-		remove(m3)
-		sc.waitStable(1)
+		sc.waitStable(names())
 		// Only the session timeout removes a member that never left; a
 		// quicker rebalance means the "crash" sent a LeaveGroup.
 		if d := time.Since(crashed); d < grpSession/2 {
 			t.Errorf("the group dropped the crashed member after %v, before its %v session could expire", d, grpSession)
 		}
-		startMember("m4")
-		sc.waitStable(2)
+		start("m4", sc.ledger)
+		sc.waitStable(names())
 		sc.waitConsumed("m4")
 	}
 	stopBG()
 	want := sc.prod.snapshot()
 	step("producer stopped after %d records; waiting for the group to consume them", len(want))
 	sc.waitAll(sc.ledger, want)
-	sc.waitLag("Stable", len(live), 0)
-	step("stop the remaining members")
-	for _, m := range slices.Clone(live) {
-		m.stop(t)
-		remove(m)
+	sc.waitLag("Stable", names(), 0)
+	for _, n := range names() {
+		stop(n)
 	}
-	sc.waitLag("Empty", 0, 0)
+	sc.waitLag("Empty", nil, 0)
 	dups := sc.ledger.check(t, "membership changes", want, c.exact)
 	if !c.exact && dups > 0 {
 		t.Logf("%d duplicate deliveries: this client is at-least-once across rebalances", dups)
@@ -432,14 +481,12 @@ func runGroupScenario(t *testing.T, name string, c grpClient) {
 		more := sc.prod.produce(t, w.Addr, grpResumeRecords)
 		step("broker restart (kill=%v) with %d new records", kill, len(more))
 		w.Restart(kill)
-		sc.waitLag("Empty", 0, grpResumeRecords/grpParts)
+		sc.waitLag("Empty", nil, grpResumeRecords/grpParts)
 		l := newGrpLedger()
-		m := c.start(sc, name, l)
-		live = append(live, m)
+		start(name, l)
 		sc.waitAll(l, more)
-		m.stop(t)
-		remove(m)
-		sc.waitLag("Empty", 0, 0)
+		stop(name)
+		sc.waitLag("Empty", nil, 0)
 		l.check(t, "resume after restart (kill="+fmt.Sprint(kill)+")", more, true)
 	}
 }
@@ -458,6 +505,12 @@ func (sc *grpScenario) poll(what string, timeout time.Duration, cond func(ctx co
 			return
 		}
 		last = detail
+		sc.mu.Lock()
+		broken := sc.broken
+		sc.mu.Unlock()
+		if broken != "" {
+			sc.t.Fatalf("%s: %s (last state: %s)", what, broken, last)
+		}
 		if time.Now().After(deadline) {
 			sc.t.Fatalf("%s: not reached within %v: %s (consumed so far: %s)", what, timeout, last, sc.ledger.summary())
 		}
@@ -478,18 +531,29 @@ func (sc *grpScenario) describe(ctx context.Context) (kadm.DescribedGroup, error
 	return d, d.Err
 }
 
-// waitStable waits until the group is Stable with n members, each assigned
-// at least one partition, and every partition of the topic assigned once.
-func (sc *grpScenario) waitStable(n int) {
+// clientIDs returns the members' client ids, sorted.
+func clientIDs(ms []kadm.DescribedGroupMember) []string {
+	ids := make([]string, len(ms))
+	for i, m := range ms {
+		ids[i] = m.ClientID
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// waitStable waits until the group is Stable with exactly the members
+// named (by client id), each assigned at least one partition, and every
+// partition of the topic assigned once.
+func (sc *grpScenario) waitStable(names []string) {
 	sc.t.Helper()
-	sc.poll(fmt.Sprintf("group Stable with %d members", n), grpWait, func(ctx context.Context) (bool, string) {
+	sc.poll(fmt.Sprintf("group Stable with members %v", names), grpWait, func(ctx context.Context) (bool, string) {
 		d, err := sc.describe(ctx)
 		if err != nil {
 			return false, err.Error()
 		}
 		detail := fmt.Sprintf("state %s protocol %q, %d members:", d.State, d.Protocol, len(d.Members))
 		assigned := map[int32]int{}
-		ok := d.State == "Stable" && len(d.Members) == n
+		ok := d.State == "Stable" && slices.Equal(clientIDs(d.Members), names)
 		for _, m := range d.Members {
 			a, decoded := m.Assigned.AsConsumer()
 			if !decoded {
@@ -520,11 +584,14 @@ func (sc *grpScenario) waitStable(n int) {
 	})
 }
 
-// waitConsumed waits until member has consumed at least one record.
+// waitConsumed waits until member has consumed two more rounds of the
+// background producer's records from the partitions it is assigned.
 func (sc *grpScenario) waitConsumed(member string) {
 	sc.t.Helper()
+	base := sc.ledger.consumedBy(member)
 	sc.poll(member+" consumes", grpWait, func(context.Context) (bool, string) {
-		return sc.ledger.consumedBy(member) > 0, "nothing consumed by " + member
+		n := sc.ledger.consumedBy(member) - base
+		return n >= 2*grpParts, fmt.Sprintf("%d more records consumed by %s", n, member)
 	})
 }
 
@@ -532,16 +599,17 @@ func (sc *grpScenario) waitConsumed(member string) {
 func (sc *grpScenario) waitAll(l *grpLedger, want map[string]grpRec) {
 	sc.t.Helper()
 	sc.poll(fmt.Sprintf("all %d records consumed", len(want)), grpWait, func(context.Context) (bool, string) {
-		n := l.missing(want)
-		return n == 0, fmt.Sprintf("%d missing; this phase: %s", n, l.summary())
+		n, detail := l.missing(want)
+		return n == 0, fmt.Sprintf("%d missing (%s); this phase: %s", n, detail, l.summary())
 	})
 }
 
-// waitLag waits until kadm's Lag reports the group in state with members
-// members and exactly lag records of lag on every partition of the topic.
-func (sc *grpScenario) waitLag(state string, members int, lag int64) {
+// waitLag waits until kadm's Lag reports the group in state with exactly
+// the members named and lag records of lag on every partition of the
+// topic.
+func (sc *grpScenario) waitLag(state string, members []string, lag int64) {
 	sc.t.Helper()
-	what := fmt.Sprintf("group %s with %d members and lag %d per partition", state, members, lag)
+	what := fmt.Sprintf("group %s with members %v and lag %d per partition", state, members, lag)
 	sc.poll(what, grpWait, func(ctx context.Context) (bool, string) {
 		ls, err := sc.adm.Lag(ctx, sc.group)
 		if err != nil {
@@ -554,8 +622,8 @@ func (sc *grpScenario) waitLag(state string, members int, lag int64) {
 		if err := l.Error(); err != nil {
 			return false, err.Error()
 		}
-		detail := fmt.Sprintf("state %s, %d members, lag:", l.State, len(l.Members))
-		ok = l.State == state && len(l.Members) == members
+		detail := fmt.Sprintf("state %s, members %v, lag:", l.State, clientIDs(l.Members))
+		ok = l.State == state && slices.Equal(clientIDs(l.Members), members)
 		for p := int32(0); p < grpParts; p++ {
 			ml, found := l.Lag.Lookup(sc.topic, p)
 			if !found {

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // Group members that are separate processes (kcat -G, a kafkajs script):
@@ -24,19 +26,27 @@ import (
 // `kcat -G` members (librdkafka 2.0.2 on Debian: JoinGroup v5, SyncGroup
 // v3, OffsetCommit v7, LeaveGroup v1).
 //
-// kcat's balanced consumer stores an offset when librdkafka hands the
-// message to kcat, before kcat prints it, and auto-commits the stored
-// offsets every 200 ms, on revoke and on close (SIGTERM). That is
-// at-least-once: librdkafka commits on revoke asynchronously, and the
-// crash (SIGKILL) loses what was stored since the last auto-commit, so a
-// record may be consumed again after a rebalance. The scenario requires
-// no loss and counts duplicates; after the broker restarts, with
-// everything committed by the SIGTERM stops, the new member must resume
-// exactly.
+// kcat's balanced consumer lets librdkafka store each message's offset
+// when rd_kafka_consumer_poll returns it (enable.auto.offset.store) and
+// commits the stored offsets every 5 s (auto.commit.interval.ms given
+// with -X does not shorten it in kcat 1.7.1), on revoke and on close.
+// That is at-least-once: a crash (SIGKILL) loses up to 5 s of commits,
+// so the crashed member's records are consumed again by the next owner.
+// The scenario requires no loss and counts duplicates; after the broker
+// restarts, with everything committed by the SIGTERM stops, the new
+// member must resume exactly.
+//
+// kcat 1.7.1 also loses a record on SIGTERM under load: a message polled
+// after the signal has its offset stored, but consume_cb returns early
+// once conf.run is 0 and never prints it; rd_kafka_consumer_close then
+// commits past it and the next owner of the partition starts after it
+// (seen: m2 printed p3 offsets ..64, the group resumed p3 at 66). So
+// the producer is paused and the group catches up before m2 is stopped
+// (quiesce); the other SIGTERM stops happen with nothing left to fetch.
 func TestGroupsKcat(t *testing.T) {
 	t.Parallel()
 	bin := kcatBin(t)
-	runGroupScenario(t, "kcat", grpClient{exact: false, crash: true,
+	runGroupScenario(t, "kcat", grpClient{exact: false, crash: true, quiesce: true,
 		start: func(sc *grpScenario, name string, l *grpLedger) grpMember {
 			return startProcMember(sc, name, l, parseKcatLine, "", nil, bin,
 				"-b", sc.w.Addr, "-G", sc.group, sc.topic,
@@ -44,7 +54,6 @@ func TestGroupsKcat(t *testing.T) {
 				"-X", "auto.offset.reset=earliest",
 				"-X", "session.timeout.ms="+strconv.Itoa(int(grpSession.Milliseconds())),
 				"-X", "heartbeat.interval.ms="+strconv.Itoa(int(grpHeartbeat.Milliseconds())),
-				"-X", "auto.commit.interval.ms=200",
 				"-X", "fetch.wait.max.ms=100",
 				"-X", "check.crcs=true",
 				"-u", "-f", `%p %o %s\n`)
@@ -89,6 +98,7 @@ func TestGroupsKafkajs(t *testing.T) {
 	env := []string{"KAFKAJS_LOG_LEVEL=" + level, "KAFKAJS_NO_PARTITIONER_WARNING=1",
 		"GROUP_SESSION_TIMEOUT_MS=" + strconv.Itoa(int(grpSession.Milliseconds()))}
 	runGroupScenario(t, "kafkajs", grpClient{exact: false, crash: true,
+		produce: []kgo.Opt{kgo.ProducerBatchCompression(kgo.GzipCompression())},
 		start: func(sc *grpScenario, name string, l *grpLedger) grpMember {
 			return startProcMember(sc, name, l, parseKafkajsLine, dir, env, node,
 				filepath.Join(dir, "group.js"), sc.w.Addr, sc.topic, sc.group, name)
@@ -114,12 +124,14 @@ func parseKafkajsLine(line string) (int32, int64, string, error) {
 
 // procMember is a group member running as a child process.
 type procMember struct {
-	name   string
-	l      *grpLedger
-	cmd    *exec.Cmd
-	done   chan struct{} // closed once the process exited and stdout is drained
-	mu     sync.Mutex
-	stderr bytes.Buffer
+	name     string
+	l        *grpLedger
+	sc       *grpScenario
+	cmd      *exec.Cmd
+	done     chan struct{} // closed once the process exited and stdout is drained
+	mu       sync.Mutex
+	stderr   bytes.Buffer
+	stopping bool // stop or crash signalled it
 }
 
 func (m *procMember) Write(p []byte) (int, error) {
@@ -143,7 +155,7 @@ func (m *procMember) stderrTail(n int) string {
 func startProcMember(sc *grpScenario, name string, l *grpLedger, parse func(string) (int32, int64, string, error),
 	dir string, env []string, bin string, args ...string) *procMember {
 	t := sc.t
-	m := &procMember{name: name, l: l, done: make(chan struct{})}
+	m := &procMember{name: name, l: l, sc: sc, done: make(chan struct{})}
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
 	if env != nil {
@@ -160,23 +172,29 @@ func startProcMember(sc *grpScenario, name string, l *grpLedger, parse func(stri
 	m.cmd = cmd
 	go func() {
 		defer close(m.done)
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			p, o, v, err := parse(sc.Text())
+		scan := bufio.NewScanner(stdout)
+		scan.Buffer(make([]byte, 64<<10), 1<<20)
+		for scan.Scan() {
+			p, o, v, err := parse(scan.Text())
 			if err != nil {
-				l.note("%s: unparsable output %q: %v", name, sc.Text(), err)
+				l.note("%s: unparsable output %q: %v", name, scan.Text(), err)
 				continue
 			}
 			l.add(name, p, o, v)
 		}
-		_ = cmd.Wait()
+		err := cmd.Wait()
+		m.mu.Lock()
+		stopping := m.stopping
+		m.mu.Unlock()
+		if !stopping {
+			sc.breakf("%s exited by itself (%v); stderr:\n%s", name, err, m.stderrTail(40))
+		}
 	}()
 	t.Cleanup(func() {
 		select {
 		case <-m.done:
 		default:
-			_ = cmd.Process.Kill()
+			m.signal(syscall.SIGKILL)
 			<-m.done
 		}
 		if t.Failed() {
@@ -189,7 +207,7 @@ func startProcMember(sc *grpScenario, name string, l *grpLedger, parse func(stri
 // stop sends SIGTERM: the client commits, leaves and exits 0.
 func (m *procMember) stop(t *testing.T) {
 	t.Helper()
-	_ = m.cmd.Process.Signal(syscall.SIGTERM)
+	m.signal(syscall.SIGTERM)
 	select {
 	case <-m.done:
 	case <-time.After(20 * time.Second):
@@ -205,6 +223,13 @@ func (m *procMember) stop(t *testing.T) {
 
 // crash sends SIGKILL: no commit, no LeaveGroup.
 func (m *procMember) crash(t *testing.T) {
-	_ = m.cmd.Process.Kill()
+	m.signal(syscall.SIGKILL)
 	grpWaitDone(t, m.name+" after SIGKILL", m.done, 10*time.Second)
+}
+
+func (m *procMember) signal(sig syscall.Signal) {
+	m.mu.Lock()
+	m.stopping = true
+	m.mu.Unlock()
+	_ = m.cmd.Process.Signal(sig)
 }

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/weirhq/weir/internal/config"
+	"github.com/weirhq/weir/internal/nullbroker"
+	"github.com/weirhq/weir/internal/server"
+)
+
+// kinds are the brokers a peer process can run.
+var kinds = []string{
+	"weir-always", "weir-never",
+	"kfake-mem", "kfake-dir", "kfake-sync",
+	"null-ack", "null-file", "null-fsync", "null-file1", "null-fsync1",
+}
+
+// peerMain runs one broker in this process until SIGTERM: Weir (exactly
+// as `weir serve` starts it, through server.Start), franz-go's kfake, or
+// the null broker. It prints "ready ADDR" on stdout once it serves.
+func peerMain(args []string) error {
+	fs := flag.NewFlagSet("peer", flag.ExitOnError)
+	kind := fs.String("kind", "", "broker to run: "+fmt.Sprint(kinds))
+	addr := fs.String("addr", "127.0.0.1:0", "Kafka listen address")
+	dir := fs.String("dir", "", "data directory")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run here")
+	memProfile := fs.String("memprofile", "", "write an allocation profile (alloc_space) here at exit")
+	_ = fs.Parse(args)
+	if *dir == "" {
+		return fmt.Errorf("peer: -dir is required")
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			_ = f.Close()
+		}()
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	var (
+		listen string
+		closer func() error
+	)
+	switch *kind {
+	case "weir-always", "weir-never":
+		cfg := config.Defaults()
+		cfg.DataDir = *dir
+		cfg.KafkaAddr = *addr
+		cfg.HTTPAddr = "127.0.0.1:0"
+		cfg.RegistryAddr = "127.0.0.1:0"
+		cfg.LogLevel = "warn"
+		cfg.Durability = config.DurabilityAlways
+		if *kind == "weir-never" {
+			cfg.Durability = config.DurabilityNever
+		}
+		logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		srv, err := server.Start(cfg, server.Options{Logger: logger})
+		if err != nil {
+			return err
+		}
+		listen, closer = srv.KafkaAddr(), srv.Close
+	case "kfake-mem", "kfake-dir", "kfake-sync":
+		_, p, err := net.SplitHostPort(*addr)
+		if err != nil {
+			return err
+		}
+		port, _ := strconv.Atoi(p)
+		opts := []kfake.Opt{kfake.NumBrokers(1), kfake.Ports(port)}
+		if *kind != "kfake-mem" {
+			opts = append(opts, kfake.DataDir(*dir))
+		}
+		if *kind == "kfake-sync" {
+			opts = append(opts, kfake.SyncWrites())
+		}
+		c, err := kfake.NewCluster(opts...)
+		if err != nil {
+			return err
+		}
+		listen, closer = c.ListenAddrs()[0], func() error { c.Close(); return nil }
+	case "null-ack", "null-file", "null-fsync", "null-file1", "null-fsync1":
+		// null-file and null-fsync write a file per partition; the
+		// variants ending in 1 write one shared file.
+		name := strings.TrimPrefix(*kind, "null-")
+		shared := strings.HasSuffix(name, "1")
+		mode, err := nullbroker.ParseMode(strings.TrimSuffix(name, "1"))
+		if err != nil {
+			return err
+		}
+		s, err := nullbroker.Listen(*addr, mode, *dir, !shared)
+		if err != nil {
+			return err
+		}
+		listen, closer = s.Addr(), s.Close
+	default:
+		return fmt.Errorf("peer: -kind %q: want one of %v", *kind, kinds)
+	}
+	fmt.Printf("ready %s\n", listen)
+	<-ctx.Done()
+	err := closer()
+	if *memProfile != "" {
+		f, ferr := os.Create(*memProfile)
+		if ferr != nil {
+			return ferr
+		}
+		runtime.GC()
+		if perr := pprof.Lookup("allocs").WriteTo(f, 0); perr != nil {
+			return perr
+		}
+		_ = f.Close()
+	}
+	return err
+}

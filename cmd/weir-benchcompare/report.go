@@ -1,0 +1,184 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+)
+
+// report prints the results as markdown: one table per workload, then
+// the issue's targets as ratios of medians.
+type report struct {
+	s         settings
+	workloads []workload
+	results   []result
+	took      time.Duration
+	cpus      int
+}
+
+// values returns the per-rep values of key for target in workload.
+func (r *report) values(workload, target, key string) []float64 {
+	var out []float64
+	for _, res := range r.results {
+		if res.workload == workload && res.target == target {
+			if v, ok := res.vals[key]; ok {
+				out = append(out, v)
+			}
+		}
+	}
+	return out
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return math.NaN()
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func (r *report) median(workload, target, key string) float64 {
+	return median(r.values(workload, target, key))
+}
+
+func num(v float64) string {
+	switch {
+	case math.IsNaN(v):
+		return "–"
+	case math.Abs(v) >= 100:
+		return fmt.Sprintf("%.0f", v)
+	case math.Abs(v) >= 10:
+		return fmt.Sprintf("%.1f", v)
+	}
+	return fmt.Sprintf("%.3g", v)
+}
+
+func machine() string {
+	model := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for l := range strings.SplitSeq(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				model = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	return fmt.Sprintf("%d CPUs (%s), Linux %s, %s", runtime.NumCPU(), model, strings.TrimSpace(string(kernel)), runtime.Version())
+}
+
+func loadavg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func (r *report) write(w io.Writer) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Run of %s, %s; load average at the end %s.\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"), machine(), loadavg())
+	fmt.Fprintf(&b, "%d interleaved repetitions per target, medians shown; %d-byte records, %d partitions, %s per timed run; took %s.\n",
+		r.s.reps, r.s.recordSize, r.s.partitions, r.s.duration, r.took.Round(time.Second))
+	for _, wl := range r.workloads {
+		fmt.Fprintf(&b, "\n#### %s\n\n", wl.title)
+		fmt.Fprintf(&b, "`%s`\n\n", wl.command)
+		head := []string{"Target"}
+		for _, m := range wl.metrics {
+			head = append(head, m.label)
+		}
+		first := wl.metrics[0]
+		head = append(head, first.label+" per run")
+		fmt.Fprintf(&b, "| %s |\n|---|%s\n", strings.Join(head, " | "), strings.Repeat("---:|", len(head)-1))
+		targets := wl.targets
+		for _, t := range targets {
+			row := []string{t}
+			for _, m := range wl.metrics {
+				row = append(row, num(r.median(wl.name, t, m.key)))
+			}
+			var runs []string
+			for _, v := range r.values(wl.name, t, first.key) {
+				runs = append(runs, num(v))
+			}
+			row = append(row, strings.Join(runs, ", "))
+			fmt.Fprintf(&b, "| %s |\n", strings.Join(row, " | "))
+		}
+	}
+	b.WriteString(r.goals())
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// goal is one target of the issue, evaluated on medians.
+type goal struct {
+	name     string
+	measured string
+	value    float64
+	want     string
+	ok       bool
+}
+
+func (r *report) goals() string {
+	var gs []goal
+	have := func(wl, t, k string) bool { return len(r.values(wl, t, k)) > 0 }
+	ratio := func(name, wl, a, bWl, b, key, unit string, atLeast, atMost float64) {
+		if !have(wl, a, key) || !have(bWl, b, key) {
+			return
+		}
+		va, vb := r.median(wl, a, key), r.median(bWl, b, key)
+		g := goal{name: name, measured: fmt.Sprintf("%s vs %s %s", num(va), num(vb), unit), value: va / vb}
+		if atLeast > 0 {
+			g.want, g.ok = fmt.Sprintf("≥ %.2f×", atLeast), g.value >= atLeast
+		} else {
+			g.want, g.ok = fmt.Sprintf("≤ %.2f×", atMost), g.value <= atMost
+		}
+		gs = append(gs, g)
+	}
+	absolute := func(name, wl, t, key, unit string, limit float64, want string) {
+		if !have(wl, t, key) {
+			return
+		}
+		v := r.median(wl, t, key)
+		gs = append(gs, goal{name: name, measured: num(v) + " " + unit, value: math.NaN(), want: want, ok: v <= limit})
+	}
+	ratio("Durable publish: Weir vs kfake+SyncWrites", "durable", "weir-always", "durable", "kfake-sync", "mbps", "MB/s", 1.8, 0)
+	ratio("Durable publish: Weir vs the fsync ceiling", "durable", "weir-always", "durable", "null-fsync", "mbps", "MB/s", 0.65, 0)
+	ratio("Page-cache publish: Weir vs kfake+DataDir", "pagecache", "weir-never", "pagecache", "kfake-dir", "mbps", "MB/s", 1.3, 0)
+	ratio("E2E p50 at fixed rate: Weir (durable) vs kfake (memory)", "e2e", "weir-always", "e2e", "kfake-mem", "e2e_p50", "ms", 0, 0.65)
+	ratio("E2E p50 at fixed rate: Weir (durable) vs kfake+SyncWrites", "e2e", "weir-always", "e2e", "kfake-sync", "e2e_p50", "ms", 0, 0.65)
+	ratio("E2E p99 at fixed rate: Weir (durable) vs kfake (memory)", "e2e", "weir-always", "e2e", "kfake-mem", "e2e_p99", "ms", 0, 1)
+	ratio("E2E p99 at fixed rate: Weir (durable) vs kfake+SyncWrites", "e2e", "weir-always", "e2e", "kfake-sync", "e2e_p99", "ms", 0, 1)
+	absolute("E2E p99 at fixed rate: Weir (durable), absolute", "e2e", "weir-always", "e2e_p99", "ms", 1.0, "≤ 1 ms")
+	ratio("Catch-up read: Weir vs kfake", "catchup", "weir-always", "catchup", "kfake-dir", "read_mbps", "MB/s", 1.4, 0)
+	absolute("CPU per GB published durably (Weir process)", "durable", "weir-always", "cpu_per_gb", "CPU-s/GB", 6.5, "≤ 6.5")
+	ratio(fmt.Sprintf("%d partitions vs %d (Weir, durable)", r.s.manyParts, r.s.partitions), "partitions", "weir-always", "durable", "weir-always", "mbps", "MB/s", 0.8, 0)
+	absolute(fmt.Sprintf("Memory per idle partition (%d partitions)", r.s.idleParts), "idle", "weir-always", "kib_per_partition", "KiB", 10, "≤ 10 KiB (100 MB for 10,000)")
+	absolute("Restart after kill -9 to serving", "restart", "weir-always", "serving_s", "s", 2, "< 2 s")
+	if len(gs) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("\n#### Targets (medians)\n\n| Target | Measured | Ratio | Goal | Met |\n|---|---|---:|---|---|\n")
+	for _, g := range gs {
+		ratio := "–"
+		if !math.IsNaN(g.value) {
+			ratio = fmt.Sprintf("%.2f×", g.value)
+		}
+		met := "no"
+		if g.ok {
+			met = "yes"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", g.name, g.measured, ratio, g.want, met)
+	}
+	return b.String()
+}
