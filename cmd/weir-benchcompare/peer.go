@@ -25,7 +25,7 @@ import (
 var kinds = []string{
 	"weir-always", "weir-never",
 	"kfake-mem", "kfake-dir", "kfake-sync",
-	"null-ack", "null-file", "null-fsync", "null-file1", "null-fsync1",
+	"null-ack", "null-file", "null-fsync", "null-file-pp", "null-fsync-pp",
 }
 
 // peerMain runs one broker in this process until SIGTERM: Weir (exactly
@@ -98,16 +98,17 @@ func peerMain(args []string) error {
 			return err
 		}
 		listen, closer = c.ListenAddrs()[0], func() error { c.Close(); return nil }
-	case "null-ack", "null-file", "null-fsync", "null-file1", "null-fsync1":
-		// null-file and null-fsync write a file per partition; the
-		// variants ending in 1 write one shared file.
+	case "null-ack", "null-file", "null-fsync", "null-file-pp", "null-fsync-pp":
+		// null-file and null-fsync write one shared file (one fdatasync
+		// covers every partition: the ceiling); the -pp variants write a
+		// file per partition, as Kafka lays out its logs.
 		name := strings.TrimPrefix(*kind, "null-")
-		shared := strings.HasSuffix(name, "1")
-		mode, err := nullbroker.ParseMode(strings.TrimSuffix(name, "1"))
+		perPartition := strings.HasSuffix(name, "-pp")
+		mode, err := nullbroker.ParseMode(strings.TrimSuffix(name, "-pp"))
 		if err != nil {
 			return err
 		}
-		s, err := nullbroker.Listen(*addr, mode, *dir, !shared)
+		s, err := nullbroker.Listen(*addr, mode, *dir, perPartition)
 		if err != nil {
 			return err
 		}

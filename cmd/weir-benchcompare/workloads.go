@@ -60,7 +60,7 @@ func workloads(s settings) []workload {
 	return []workload{
 		{
 			name: "durable", title: "Durable publish (acks=all, fsync before ack)",
-			command: produce, targets: []string{"weir-always", "kfake-sync", "null-fsync", "null-fsync1"},
+			command: produce, targets: []string{"weir-always", "kfake-sync", "null-fsync", "null-fsync-pp"},
 			metrics: []metric{mMBps, mAckP50, mAckP99, mCPUGB, mRSS},
 			run: func(ctx context.Context, h *harness, st settings, p *proc) (map[string]float64, error) {
 				return produceRun(ctx, h, st, p, st.partitions)
@@ -68,7 +68,7 @@ func workloads(s settings) []workload {
 		},
 		{
 			name: "pagecache", title: "Page-cache publish (no fsync before ack)",
-			command: produce, targets: []string{"weir-never", "kfake-dir", "null-file", "kfake-mem", "null-ack"},
+			command: produce, targets: []string{"weir-never", "kfake-dir", "null-file", "null-file-pp", "kfake-mem", "null-ack"},
 			metrics: []metric{mMBps, mAckP50, mAckP99, mCPUGB, mRSS},
 			run: func(ctx context.Context, h *harness, st settings, p *proc) (map[string]float64, error) {
 				return produceRun(ctx, h, st, p, st.partitions)
@@ -91,7 +91,7 @@ func workloads(s settings) []workload {
 		{
 			name: "partitions", title: fmt.Sprintf("Durable publish to %d partitions", s.manyParts),
 			command: fmt.Sprintf("produce -p %d -s %d -d %s", s.manyParts, s.recordSize, s.duration),
-			targets: []string{"weir-always"},
+			targets: []string{"weir-always", "null-fsync", "null-fsync-pp"},
 			metrics: []metric{mMBps, mAckP50, mAckP99, mCPUGB, mRSS},
 			run: func(ctx context.Context, h *harness, st settings, p *proc) (map[string]float64, error) {
 				return produceRun(ctx, h, st, p, st.manyParts)

@@ -138,6 +138,12 @@ func (p *Partition) Read(offset int64, maxBytes int) ([]byte, error) {
 	return p.log.Read(offset, maxBytes)
 }
 
+// ReadBuf is Read into a buffer from alloc(n), which returns an empty
+// slice of capacity at least n; the fetch path recycles its buffers so.
+func (p *Partition) ReadBuf(offset int64, maxBytes int, alloc func(n int) []byte) ([]byte, error) {
+	return p.log.ReadBuf(offset, maxBytes, alloc)
+}
+
 // Special ListOffsets timestamps, as Kafka defines them.
 const (
 	LatestTimestamp   = -1

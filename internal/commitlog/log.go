@@ -345,6 +345,13 @@ func (l *Log) syncData(m mark, when string) error {
 // watermark. At the high watermark it returns nil. Offsets below the log
 // start or above the high watermark give ErrOffsetOutOfRange.
 func (l *Log) Read(offset int64, maxBytes int) ([]byte, error) {
+	return l.ReadBuf(offset, maxBytes, nil)
+}
+
+// ReadBuf is Read into a buffer from alloc(n), which returns an empty
+// slice of capacity at least n (nil alloc: a new one). Callers that
+// recycle buffers use it; the data returned lies in that buffer.
+func (l *Log) ReadBuf(offset int64, maxBytes int, alloc func(n int) []byte) ([]byte, error) {
 	hw := l.visible.Load()
 	if offset < l.logStart.Load() || offset > hw.next {
 		return nil, fmt.Errorf("%w: %d not in [%d, %d]", ErrOffsetOutOfRange, offset, l.logStart.Load(), hw.next)
@@ -363,7 +370,7 @@ func (l *Log) Read(offset int64, maxBytes int) ([]byte, error) {
 			}
 			continue
 		}
-		data, err := l.readSegment(seg, hw, offset, maxBytes)
+		data, err := l.readSegmentBuf(seg, hw, offset, maxBytes, alloc)
 		seg.release()
 		return data, err
 	}
@@ -383,6 +390,10 @@ func (l *Log) segmentFor(offset int64) *segment {
 }
 
 func (l *Log) readSegment(seg *segment, hw *mark, offset int64, maxBytes int) ([]byte, error) {
+	return l.readSegmentBuf(seg, hw, offset, maxBytes, nil)
+}
+
+func (l *Log) readSegmentBuf(seg *segment, hw *mark, offset int64, maxBytes int, alloc func(int) []byte) ([]byte, error) {
 	var end int64
 	switch {
 	case seg == hw.seg:
@@ -400,7 +411,7 @@ func (l *Log) readSegment(seg *segment, hw *mark, offset int64, maxBytes int) ([
 			// The offset lies past this sealed segment's data (its batches
 			// end before it): continue in the next segment.
 			if seg != hw.seg && seg.next.Load() <= offset {
-				return l.readNext(seg, offset, maxBytes)
+				return l.readNext(seg, offset, maxBytes, alloc)
 			}
 			return nil, nil
 		}
@@ -424,7 +435,12 @@ func (l *Log) readSegment(seg *segment, hw *mark, offset int64, maxBytes int) ([
 	if pos+want > end {
 		return nil, fmt.Errorf("%w: %s: batch at %d runs past the data", ErrCorrupt, seg.path(logSuffix), pos)
 	}
-	buf := make([]byte, want)
+	var buf []byte
+	if alloc != nil {
+		buf = alloc(int(want))[:want]
+	} else {
+		buf = make([]byte, want)
+	}
 	if _, err := seg.f.ReadAt(buf, pos); err != nil {
 		return nil, fmt.Errorf("%w: read %s at %d: %w", ErrStorage, seg.path(logSuffix), pos, err)
 	}
@@ -456,11 +472,11 @@ const batchCRCStart = 21
 
 // readNext reads offset from the segment after seg, for offsets that fall
 // in a gap at the end of seg (e.g. after compaction removed batches).
-func (l *Log) readNext(seg *segment, offset int64, maxBytes int) ([]byte, error) {
+func (l *Log) readNext(seg *segment, offset int64, maxBytes int, alloc func(int) []byte) ([]byte, error) {
 	segs := *l.segs.Load()
 	for _, s := range segs {
 		if s.base > seg.base {
-			return l.Read(max(offset, s.base), maxBytes)
+			return l.ReadBuf(max(offset, s.base), maxBytes, alloc)
 		}
 	}
 	return nil, nil

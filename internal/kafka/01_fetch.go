@@ -29,11 +29,24 @@ func (s *Server) handleFetch(c *Conn, r kmsg.Request) Reply {
 	}
 	wait := min(time.Duration(req.MaxWaitMillis)*time.Millisecond, maxFetchWait)
 	ctx := c.Context()
+	// Record data is read into pooled buffers, recycled once the response
+	// is encoded (release) or dropped for a newer read (gather).
+	var bufs [][]byte
+	release := func() {
+		for _, b := range bufs {
+			putBuf(b)
+		}
+		bufs = bufs[:0]
+	}
+	gather := func() (*kmsg.FetchResponse, int, bool) {
+		release()
+		return s.gatherFetch(req, maxBytes, &bufs)
+	}
 	// Read the records only when this reply is next to be written: replies
 	// queued behind a consumer that stopped reading then hold no record
 	// data, so such a consumer pins at most the response being written.
-	return Defer(func() kmsg.Response {
-		resp, total, hasErr := s.gatherFetch(req, maxBytes)
+	return Reply{release: release, wait: func() kmsg.Response {
+		resp, total, hasErr := gather()
 		if total >= int(req.MinBytes) || total > 0 && req.MinBytes <= 0 || wait <= 0 || hasErr {
 			return resp
 		}
@@ -43,7 +56,7 @@ func (s *Server) handleFetch(c *Conn, r kmsg.Request) Reply {
 			// Collect the change channels before re-reading, so an
 			// append between the read and the wait is not missed.
 			cases := s.fetchWakeups(req)
-			resp, total, hasErr = s.gatherFetch(req, maxBytes)
+			resp, total, hasErr = gather()
 			if total >= max(int(req.MinBytes), 1) || hasErr {
 				return resp
 			}
@@ -52,11 +65,11 @@ func (s *Server) handleFetch(c *Conn, r kmsg.Request) Reply {
 				reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())})
 			chosen, _, _ := reflect.Select(cases)
 			if chosen >= len(cases)-2 {
-				resp, _, _ = s.gatherFetch(req, maxBytes)
+				resp, _, _ = gather()
 				return resp
 			}
 		}
-	})
+	}}
 }
 
 // fetchWakeups returns a select case per requested partition, ready when
@@ -75,8 +88,9 @@ func (s *Server) fetchWakeups(req *kmsg.FetchRequest) []reflect.SelectCase {
 
 // gatherFetch reads every requested partition once, within the request's
 // byte limits, returning the response, the record bytes in it and whether
-// any partition carries an error.
-func (s *Server) gatherFetch(req *kmsg.FetchRequest, maxBytes int) (*kmsg.FetchResponse, int, bool) {
+// any partition carries an error. The record data is in pooled buffers,
+// appended to bufs for the caller to recycle once done with the response.
+func (s *Server) gatherFetch(req *kmsg.FetchRequest, maxBytes int, bufs *[][]byte) (*kmsg.FetchResponse, int, bool) {
 	resp := req.ResponseKind().(*kmsg.FetchResponse)
 	total := 0
 	hasErr := false
@@ -99,7 +113,10 @@ func (s *Server) gatherFetch(req *kmsg.FetchRequest, maxBytes int) (*kmsg.FetchR
 					var data []byte
 					// Kafka returns at least one batch of the first
 					// non-empty partition even past the limits (KIP-74).
-					data, err = p.Read(rp.FetchOffset, max(limit, 1))
+					data, err = p.ReadBuf(rp.FetchOffset, max(limit, 1), getBuf)
+					if data != nil {
+						*bufs = append(*bufs, data)
+					}
 					if err == nil && data != nil {
 						if total > 0 && len(data) > limit {
 							data = nil

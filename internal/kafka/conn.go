@@ -119,7 +119,7 @@ func (c *Conn) readLoop() {
 		start := time.Now()
 		p, ok := c.handle(frame)
 		if pooled {
-			putFrame(frame)
+			putBuf(frame)
 		}
 		if !ok {
 			return
@@ -210,10 +210,19 @@ func (c *Conn) writeLoop() {
 		if !ok {
 			return
 		}
+		// Size the buffer once for large (fetch) responses rather than
+		// growing it by copies, from the pool rather than zeroed memory.
+		if need := responseSizeHint(resp); need > cap(buf) {
+			putBuf(buf)
+			buf = getBuf(need)
+		}
 		buf = appendResponse(buf[:0], p.h, resp)
 		// Count before writing: a client that has read the response may
 		// scrape the metrics at once and must see it counted.
 		c.s.m.done(p.h.key, p.start, resp)
+		if p.reply.release != nil {
+			p.reply.release()
+		}
 		if err := c.nc.SetWriteDeadline(time.Now().Add(c.s.opts.IdleTimeout)); err != nil {
 			return
 		}
@@ -224,9 +233,31 @@ func (c *Conn) writeLoop() {
 			return
 		}
 		if cap(buf) > 1<<20 {
-			buf = nil // do not pin one large fetch response's buffer
+			// Do not pin one large fetch response's buffer to an idle
+			// connection: back to the pool.
+			putBuf(buf)
+			buf = nil
 		}
 	}
+}
+
+// responseSizeHint estimates the encoded size of a fetch response (its
+// record data plus a margin for the fixed fields), 0 for other responses.
+func responseSizeHint(resp kmsg.Response) int {
+	f, ok := resp.(*kmsg.FetchResponse)
+	if !ok {
+		return 0
+	}
+	n := 64
+	for i := range f.Topics {
+		t := &f.Topics[i]
+		n += 32 + len(t.Topic)
+		for j := range t.Partitions {
+			p := &t.Partitions[j]
+			n += 96 + len(p.RecordBatches) + 32*len(p.AbortedTransactions)
+		}
+	}
+	return n
 }
 
 // resolve returns p's response, waiting for it if deferred. It reports false

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -89,23 +88,24 @@ func readFrame(r io.Reader, maxBytes int32) ([]byte, error) {
 //
 // A frame's size prefix is a claim, not an allocation: memory grows with
 // the bytes that arrive, so a client that claims a large frame and stalls
-// holds about what it sent (at most twice that plus 4 KiB, rounded up to
-// a power of two for pooled frames), not what it claimed. Bytes that have arrived count whether they sit in r's buffer or
-// still in the kernel's socket queue (inq): on loopback a whole produce
-// request has usually arrived when its size is read, and the frame is then
-// allocated once, at its size, and read without copies.
+// holds about what it sent (at most twice that plus 4 KiB, rounded up to a
+// power of two for pooled frames), not what it claimed. Bytes that have
+// arrived count whether they sit in r's buffer or still in the kernel's
+// socket queue (inq): on loopback a whole produce request has usually
+// arrived when its size is read, and the frame is then allocated once, at
+// its size, and read without copies.
 type frameReader struct {
 	r   io.Reader
 	br  *bufio.Reader // r, when buffered: its Buffered bytes have arrived
 	inq func() int    // bytes queued in the socket, or -1 when unknown
 	max int32
-	// pool takes Produce frames from framePool: the caller returns them
-	// with putFrame once the handler is done.
+	// pool takes Produce frames from the buffer pool (bufpool.go): the
+	// caller returns them with putBuf once the handler is done.
 	pool bool
 }
 
 // firstFrameCap is the capacity a frame starts with when little of it has arrived.
-const firstFrameCap = 4 << 10
+const firstFrameCap = minPooledBuf
 
 // arrived returns the bytes known to have arrived beyond those read.
 func (fr *frameReader) arrived() int {
@@ -121,8 +121,8 @@ func (fr *frameReader) arrived() int {
 	return n
 }
 
-// next reads one frame. pooled reports that it came from framePool: the
-// caller returns it with putFrame once nothing refers to it any more. A
+// next reads one frame. pooled reports that it came from the buffer pool:
+// the caller returns it with putBuf once nothing refers to it any more. A
 // frame that is not pooled is the caller's to keep: kmsg aliases byte-slice
 // fields (group metadata, records) into it and handlers may keep them.
 func (fr *frameReader) next() (frame []byte, pooled bool, err error) {
@@ -143,7 +143,7 @@ func (fr *frameReader) next() (frame []byte, pooled bool, err error) {
 	}
 	alloc := func(c int) []byte {
 		if pooled {
-			return getFrame(c)
+			return getBuf(c)
 		}
 		return make([]byte, 0, c)
 	}
@@ -155,7 +155,7 @@ func (fr *frameReader) next() (frame []byte, pooled bool, err error) {
 			c := min(int(n), max(2*cap(frame), 2*(len(frame)+fr.arrived())))
 			grown := append(alloc(c), frame...)
 			if pooled {
-				putFrame(frame)
+				putBuf(frame)
 			}
 			frame = grown
 		}
@@ -167,48 +167,12 @@ func (fr *frameReader) next() (frame []byte, pooled bool, err error) {
 				err = io.ErrUnexpectedEOF
 			}
 			if pooled {
-				putFrame(frame)
+				putBuf(frame)
 			}
 			return nil, false, err
 		}
 	}
 	return frame, pooled, nil
-}
-
-// framePool recycles Produce request frames by capacity class: class i
-// holds buffers of firstFrameCap<<i bytes. Frames larger than the last
-// class are not pooled.
-var framePool [13]sync.Pool // 4 KiB … 16 MiB
-
-func frameClass(c int) int {
-	i := 0
-	for firstFrameCap<<i < c {
-		i++
-	}
-	return i
-}
-
-// getFrame returns an empty buffer of capacity at least c.
-func getFrame(c int) []byte {
-	i := frameClass(c)
-	if i >= len(framePool) {
-		return make([]byte, 0, c)
-	}
-	if b, ok := framePool[i].Get().(*[]byte); ok {
-		return (*b)[:0]
-	}
-	return make([]byte, 0, firstFrameCap<<i)
-}
-
-// putFrame returns a buffer from getFrame to the pool.
-func putFrame(b []byte) {
-	c := cap(b)
-	i := frameClass(c)
-	if i >= len(framePool) || firstFrameCap<<i != c {
-		return
-	}
-	b = b[:0]
-	framePool[i].Put(&b)
 }
 
 // frameSizeError reports a frame size prefix out of bounds.

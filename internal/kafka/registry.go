@@ -96,6 +96,9 @@ type Reply struct {
 	resp kmsg.Response
 	wait func() kmsg.Response
 	none bool
+	// release, if set, runs on the writer goroutine once the response
+	// is encoded (and counted): buffers it referred to may be recycled.
+	release func()
 }
 
 // valid reports whether r is one of the three kinds of Reply.
