@@ -446,7 +446,7 @@ func newGroupDeleteCmd(a *app) *cobra.Command {
 				return a.explain("delete groups", err)
 			}
 			var (
-				done []groupDeleted
+				done []string
 				errs []error
 			)
 			for _, g := range groups {
@@ -457,24 +457,11 @@ func newGroupDeleteCmd(a *app) *cobra.Command {
 				case r.Err != nil:
 					errs = append(errs, groupError(g, r.Err))
 				default:
-					done = append(done, groupDeleted{g, true})
+					done = append(done, g)
 				}
 			}
-			if a.json() {
-				if done == nil {
-					done = []groupDeleted{}
-				}
-				if err := writeJSON(cmd.OutOrStdout(), done); err != nil {
-					return err
-				}
-			} else if len(done) > 0 {
-				t := newTable(cmd.OutOrStdout(), "GROUP", "STATUS")
-				for _, d := range done {
-					t.row(d.Group, "deleted")
-				}
-				if err := t.flush(); err != nil {
-					return err
-				}
+			if err := a.writeDeleted(cmd.OutOrStdout(), "GROUP", done, func(g string) any { return groupDeleted{g, true} }); err != nil {
+				return err
 			}
 			return joinErrors(errs)
 		},

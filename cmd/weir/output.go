@@ -293,3 +293,24 @@ func writeJSONCompact(w io.Writer, v any) error {
 	enc.SetEscapeHTML(false)
 	return enc.Encode(v)
 }
+
+// writeDeleted reports what a delete command removed: a JSON array of
+// item(name) (empty, not null, when nothing was deleted), or a table of
+// names marked deleted.
+func (a *app) writeDeleted(w io.Writer, header string, names []string, item func(string) any) error {
+	if a.json() {
+		out := make([]any, 0, len(names))
+		for _, n := range names {
+			out = append(out, item(n))
+		}
+		return writeJSON(w, out)
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	t := newTable(w, header, "STATUS")
+	for _, n := range names {
+		t.row(n, "deleted")
+	}
+	return t.flush()
+}

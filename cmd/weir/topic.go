@@ -576,7 +576,7 @@ func newTopicDeleteCmd(a *app) *cobra.Command {
 				return a.explain("delete topics", err)
 			}
 			var (
-				done []topicDeleted
+				done []string
 				errs []error
 			)
 			for _, t := range topics {
@@ -587,24 +587,11 @@ func newTopicDeleteCmd(a *app) *cobra.Command {
 				case r.Err != nil:
 					errs = append(errs, topicError(t, r.Err, r.ErrMessage))
 				default:
-					done = append(done, topicDeleted{t, true})
+					done = append(done, t)
 				}
 			}
-			if a.json() {
-				if done == nil {
-					done = []topicDeleted{}
-				}
-				if err := writeJSON(cmd.OutOrStdout(), done); err != nil {
-					return err
-				}
-			} else if len(done) > 0 {
-				tb := newTable(cmd.OutOrStdout(), "TOPIC", "STATUS")
-				for _, d := range done {
-					tb.row(d.Topic, "deleted")
-				}
-				if err := tb.flush(); err != nil {
-					return err
-				}
+			if err := a.writeDeleted(cmd.OutOrStdout(), "TOPIC", done, func(t string) any { return topicDeleted{t, true} }); err != nil {
+				return err
 			}
 			return joinErrors(errs)
 		},

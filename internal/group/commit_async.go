@@ -11,13 +11,20 @@ import (
 // The Kafka adapter calls StartCommit while handling the request and the
 // returned function when writing the response.
 func (s *Service) StartCommit(ctx context.Context, req CommitRequest) func(ctx context.Context) ([]error, error) {
+	return s.persistThen(ctx, func(now time.Time) ([]error, []Record, error) { return s.m.Commit(now, req) })
+}
+
+// persistThen runs change on the coordinator goroutine now and appends
+// the records it returns to the store; the returned function waits until
+// they are durable (or the service stops) and yields change's results.
+func (s *Service) persistThen(ctx context.Context, change func(now time.Time) ([]error, []Record, error)) func(ctx context.Context) ([]error, error) {
 	type res struct {
 		errs []error
 		wait func(context.Context) error
 		err  error
 	}
 	r, err := call(s, ctx, func(now time.Time) res {
-		errs, recs, err := s.m.Commit(now, req)
+		errs, recs, err := change(now)
 		if err != nil || len(recs) == 0 || s.opts.Store == nil {
 			return res{errs: errs, err: err}
 		}
@@ -31,7 +38,7 @@ func (s *Service) StartCommit(ctx context.Context, req CommitRequest) func(ctx c
 		case r.err != nil:
 			return nil, r.err
 		case r.wait != nil:
-			if err := r.wait(ctx); err != nil {
+			if err := s.durable(ctx, r.wait); err != nil {
 				return nil, err
 			}
 		}

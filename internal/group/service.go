@@ -271,31 +271,7 @@ func (s *Service) Leave(ctx context.Context, groupID string, members []LeaveMemb
 // Commit applies an OffsetCommit and returns once it is durable. errs
 // holds one entry per offset.
 func (s *Service) Commit(ctx context.Context, req CommitRequest) ([]error, error) {
-	type res struct {
-		errs []error
-		wait func(context.Context) error
-		err  error
-	}
-	r, err := call(s, ctx, func(now time.Time) res {
-		errs, recs, err := s.m.Commit(now, req)
-		if err != nil || len(recs) == 0 || s.opts.Store == nil {
-			return res{errs: errs, err: err}
-		}
-		wait, err := s.opts.Store.Append(recs)
-		return res{errs: errs, wait: wait, err: err}
-	})
-	if err != nil {
-		return nil, err
-	}
-	if r.err != nil {
-		return nil, r.err
-	}
-	if r.wait != nil {
-		if err := s.durable(ctx, r.wait); err != nil {
-			return nil, err
-		}
-	}
-	return r.errs, nil
+	return s.StartCommit(ctx, req)(ctx)
 }
 
 // Committed returns committed offsets (all of the group's when tps is nil).
@@ -359,29 +335,7 @@ func (s *Service) Delete(ctx context.Context, groupIDs []string) ([]error, error
 
 // DeleteOffsets deletes committed offsets (OffsetDelete).
 func (s *Service) DeleteOffsets(ctx context.Context, groupID string, tps []TopicPartition, subscribed func(topic string) bool) ([]error, error) {
-	type res struct {
-		errs []error
-		wait func(context.Context) error
-		err  error
-	}
-	r, err := call(s, ctx, func(time.Time) res {
-		errs, recs, err := s.m.DeleteOffsets(groupID, tps, subscribed)
-		if err != nil || len(recs) == 0 || s.opts.Store == nil {
-			return res{errs: errs, err: err}
-		}
-		wait, err := s.opts.Store.Append(recs)
-		return res{errs: errs, wait: wait, err: err}
-	})
-	if err != nil {
-		return nil, err
-	}
-	if r.err != nil {
-		return nil, r.err
-	}
-	if r.wait != nil {
-		if err := s.durable(ctx, r.wait); err != nil {
-			return nil, err
-		}
-	}
-	return r.errs, nil
+	return s.persistThen(ctx, func(time.Time) ([]error, []Record, error) {
+		return s.m.DeleteOffsets(groupID, tps, subscribed)
+	})(ctx)
 }
