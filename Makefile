@@ -55,3 +55,16 @@ soak:
 	WEIRTEST_SOAK_CYCLES=$(SOAK_CYCLES) $(GO) test -count=1 -timeout 6h -v -run '^TestKillLoop' ./test/e2e/
 	WEIRTEST_POWERLOSS_SEEDS=$(SOAK_SEEDS) WEIRTEST_POWERLOSS_STEPS=1000 $(GO) test -count=1 -timeout 6h -run '^TestPowerLoss' ./internal/broker/
 	$(GO) test -count=1 -timeout 1h -v -run '^(TestIdleConnections|TestSlowLoris|TestConnectFlood|TestStoppedConsumer|TestProducersFasterThanDisk|TestHostile.*)$$' ./internal/kafka/
+
+# bench-compare: Weir side by side with franz-go's kfake (in memory, DataDir,
+# DataDir+SyncWrites) and the null-broker ceilings, the same workloads one
+# after the other, interleaved repetitions, one table of medians and ratios
+# (docs/benchmarks.md, "Side by side"). About 12-15 minutes on 2 cores and
+# 11 GB of scratch disk under $TMPDIR. Flags through BENCH_COMPARE_FLAGS,
+# e.g. BENCH_COMPARE_FLAGS="-only durable,e2e -reps 5 -profile /tmp/prof".
+BENCH_COMPARE_FLAGS ?=
+.PHONY: bench-compare
+bench-compare:
+	$(GO) build -o bin/weir ./cmd/weir
+	$(GO) build -o bin/weir-benchcompare ./cmd/weir-benchcompare
+	./bin/weir-benchcompare run -weir bin/weir $(BENCH_COMPARE_FLAGS)

@@ -21,6 +21,7 @@ import (
 // harness starts brokers and runs `weir bench` against them.
 type harness struct {
 	self    string // this binary, run as "peer"
+	base    string // a build of this command from older sources, for "base:" targets; "" for none
 	weir    string // the weir CLI, for `weir bench`
 	tmp     string // parent of the per-run data directories
 	profile string // directory for CPU and allocation profiles of Weir; "" for none
@@ -55,12 +56,19 @@ func (h *harness) start(kind, dir, addr, tag string) (*proc, error) {
 			return nil, err
 		}
 	}
+	bin := h.self
+	if k, ok := strings.CutPrefix(kind, "base:"); ok {
+		if h.base == "" {
+			return nil, fmt.Errorf("%s: no -base binary", kind)
+		}
+		bin, kind = h.base, k
+	}
 	args := []string{"peer", "-kind", kind, "-addr", addr, "-dir", dir}
 	if h.profile != "" && strings.HasPrefix(kind, "weir") && tag != "" {
 		args = append(args, "-cpuprofile", filepath.Join(h.profile, tag+".cpu.pprof"),
 			"-memprofile", filepath.Join(h.profile, tag+".allocs.pprof"))
 	}
-	cmd := exec.Command(h.self, args...)
+	cmd := exec.Command(bin, args...)
 	cmd.Stderr = h.log
 	out, err := cmd.StdoutPipe()
 	if err != nil {

@@ -156,6 +156,7 @@ func (r *report) goals() string {
 	ratio("Page-cache publish: Weir vs kfake+DataDir", "pagecache", "weir-never", "pagecache", "kfake-dir", "mbps", "MB/s", 1.3, 0)
 	ratio("E2E p50 at fixed rate: Weir (durable) vs kfake (memory)", "e2e", "weir-always", "e2e", "kfake-mem", "e2e_p50", "ms", 0, 0.65)
 	ratio("E2E p50 at fixed rate: Weir (durable) vs kfake+SyncWrites", "e2e", "weir-always", "e2e", "kfake-sync", "e2e_p50", "ms", 0, 0.65)
+	ratio("E2E p50 at fixed rate: Weir (page cache) vs kfake (memory)", "e2e", "weir-never", "e2e", "kfake-mem", "e2e_p50", "ms", 0, 0.65)
 	ratio("E2E p99 at fixed rate: Weir (durable) vs kfake (memory)", "e2e", "weir-always", "e2e", "kfake-mem", "e2e_p99", "ms", 0, 1)
 	ratio("E2E p99 at fixed rate: Weir (durable) vs kfake+SyncWrites", "e2e", "weir-always", "e2e", "kfake-sync", "e2e_p99", "ms", 0, 1)
 	absolute("E2E p99 at fixed rate: Weir (durable), absolute", "e2e", "weir-always", "e2e_p99", "ms", 1.0, "≤ 1 ms")
@@ -164,6 +165,15 @@ func (r *report) goals() string {
 	ratio(fmt.Sprintf("%d partitions vs %d (Weir, durable)", r.s.manyParts, r.s.partitions), "partitions", "weir-always", "durable", "weir-always", "mbps", "MB/s", 0.8, 0)
 	absolute(fmt.Sprintf("Memory per idle partition (%d partitions)", r.s.idleParts), "idle", "weir-always", "kib_per_partition", "KiB", 10, "≤ 10 KiB (100 MB for 10,000)")
 	absolute("Restart after kill -9 to serving", "restart", "weir-always", "serving_s", "s", 2, "< 2 s")
+	// Before/after, when an older build ran beside (-base).
+	ratio("After vs before: durable publish", "durable", "weir-always", "durable", "base:weir-always", "mbps", "MB/s", 1, 0)
+	ratio("After vs before: durable CPU per GB", "durable", "weir-always", "durable", "base:weir-always", "cpu_per_gb", "CPU-s/GB", 0, 1)
+	ratio("After vs before: page-cache publish", "pagecache", "weir-never", "pagecache", "base:weir-never", "mbps", "MB/s", 1, 0)
+	ratio("After vs before: page-cache CPU per GB", "pagecache", "weir-never", "pagecache", "base:weir-never", "cpu_per_gb", "CPU-s/GB", 0, 1)
+	ratio("After vs before: e2e p50 (durable)", "e2e", "weir-always", "e2e", "base:weir-always", "e2e_p50", "ms", 0, 1)
+	ratio("After vs before: catch-up read", "catchup", "weir-always", "catchup", "base:weir-always", "read_mbps", "MB/s", 1, 0)
+	ratio("After vs before: restart after kill -9", "restart", "weir-always", "restart", "base:weir-always", "serving_s", "s", 0, 1)
+	ratio("After vs before: catch-up CPU per GB read", "catchup", "weir-always", "catchup", "base:weir-always", "read_cpu_per_gb", "CPU-s/GB", 0, 1)
 	if len(gs) == 0 {
 		return ""
 	}

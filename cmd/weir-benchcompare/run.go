@@ -29,13 +29,15 @@ func runMain(args []string) error {
 	only := fs.String("only", "", "comma-separated workloads to run (default all): durable,pagecache,e2e,catchup,partitions,idle,restart")
 	out := fs.String("out", "", "also write the report (markdown) to this file")
 	profile := fs.String("profile", "", "write CPU and allocation profiles of every Weir run to this directory")
+	targets := fs.String("targets", "", "comma-separated targets to run (default all of each workload's), e.g. weir-always,kfake-sync")
+	base := fs.String("base", "", "this command built from older Weir sources: adds base:weir-* targets beside Weir's (before/after)")
 	fs.IntVar(&s.reps, "reps", 3, "repetitions per target (interleaved)")
 	fs.DurationVar(&s.duration, "duration", 10*time.Second, "length of each timed run")
 	fs.IntVar(&s.partitions, "partitions", 16, "partitions of the topic")
 	fs.IntVar(&s.recordSize, "record-size", 1024, "record value size in bytes")
 	fs.IntVar(&s.rate, "rate", 5000, "records/s of the end-to-end latency run")
 	fs.Int64Var(&s.backlog, "backlog", 1e9, "bytes of the catch-up backlog")
-	fs.Int64Var(&s.restartBytes, "restart-bytes", 2e9, "bytes written before the kill -9 restarts")
+	fs.Int64Var(&s.restartBytes, "restart-bytes", 10e9, "bytes written before the kill -9 restarts")
 	fs.IntVar(&s.idleParts, "idle-partitions", 10000, "partitions of the idle-memory run")
 	fs.IntVar(&s.manyParts, "many-partitions", 1000, "partitions of the many-partition run")
 	_ = fs.Parse(args)
@@ -47,7 +49,7 @@ func runMain(args []string) error {
 	if _, err := exec.LookPath(*weir); err != nil {
 		return fmt.Errorf("the weir CLI %s: %w (make build)", *weir, err)
 	}
-	h := &harness{self: self, weir: *weir, log: os.Stderr, profile: *profile}
+	h := &harness{self: self, weir: *weir, log: os.Stderr, profile: *profile, base: *base}
 	if h.weir, err = filepath.Abs(*weir); err != nil {
 		return err
 	}
@@ -71,8 +73,26 @@ func runMain(args []string) error {
 		if *only != "" && !slices.Contains(strings.Split(*only, ","), w.name) {
 			continue
 		}
+		if h.base != "" && w.name != "idle" {
+			// Each Weir target runs right before its older build.
+			var ts []string
+			for _, t := range w.targets {
+				ts = append(ts, t)
+				if strings.HasPrefix(t, "weir-") {
+					ts = append(ts, "base:"+t)
+				}
+			}
+			w.targets = ts
+		}
+		if *targets != "" {
+			want := strings.Split(*targets, ",")
+			w.targets = slices.DeleteFunc(w.targets, func(t string) bool { return !slices.Contains(want, t) })
+			if len(w.targets) == 0 {
+				continue
+			}
+		}
 		if w.name == "restart" {
-			w.custom = restartWorkload(h, s)
+			w.custom = restartWorkload(h, s, w.targets)
 		}
 		ran = append(ran, w)
 		fmt.Fprintf(os.Stderr, "== %s: %s\n", w.name, w.title)

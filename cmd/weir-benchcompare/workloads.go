@@ -68,7 +68,7 @@ func workloads(s settings) []workload {
 		},
 		{
 			name: "pagecache", title: "Page-cache publish (no fsync before ack)",
-			command: produce, targets: []string{"weir-never", "kfake-dir", "null-file", "null-file-pp", "kfake-mem", "null-ack"},
+			command: produce, targets: []string{"weir-never", "kfake-dir", "null-file", "kfake-mem", "null-ack"},
 			metrics: []metric{mMBps, mAckP50, mAckP99, mCPUGB, mRSS},
 			run: func(ctx context.Context, h *harness, st settings, p *proc) (map[string]float64, error) {
 				return produceRun(ctx, h, st, p, st.partitions)
@@ -224,22 +224,30 @@ func idleRun(ctx context.Context, h *harness, s settings, rep int) (map[string]m
 }
 
 // restartWorkload returns the custom run of the restart workload: the
-// first call writes the data; every call kills -9 a running Weir and
-// times a fresh start until it serves the topic with every acknowledged
-// record.
-func restartWorkload(h *harness, s settings) func(ctx context.Context, h *harness, s settings, rep int) (map[string]map[string]float64, error) {
+// first call writes the data; every call then, for each target in turn,
+// kills -9 the running broker and times a fresh start of the target until
+// it serves the topic with every acknowledged record. The targets share
+// the data (one on-disk format).
+func restartWorkload(h *harness, s settings, targets []string) func(ctx context.Context, h *harness, s settings, rep int) (map[string]map[string]float64, error) {
 	var (
 		dir, addr string
 		acked     int64
 		running   *proc
 	)
+	fail := func(err error) (map[string]map[string]float64, error) {
+		if running != nil {
+			running.kill() // no broker outlives the run
+			running = nil
+		}
+		return nil, err
+	}
 	return func(ctx context.Context, _ *harness, _ settings, rep int) (map[string]map[string]float64, error) {
 		if running == nil {
 			var err error
 			if dir, err = h.newDir("restart"); err != nil {
 				return nil, err
 			}
-			if running, err = h.start("weir-always", dir, "", ""); err != nil {
+			if running, err = h.start(targets[0], dir, "", ""); err != nil {
 				return nil, err
 			}
 			addr = running.addr
@@ -247,27 +255,31 @@ func restartWorkload(h *harness, s settings) func(ctx context.Context, h *harnes
 			r, err := h.bench(ctx, addr, "produce", "-t", "bench", "-p", strconv.Itoa(s.partitions), "-s", strconv.Itoa(s.recordSize),
 				"-n", strconv.FormatInt(n, 10))
 			if err != nil {
-				return nil, err
+				return fail(err)
 			}
 			acked = r.Produce.Records
 		}
-		running.kill()
-		running = nil
-		begin := time.Now()
-		p, err := h.start("weir-always", dir, addr, "")
-		if err != nil {
-			return nil, err
+		out := map[string]map[string]float64{}
+		for _, t := range targets {
+			running.kill()
+			running = nil
+			begin := time.Now()
+			p, err := h.start(t, dir, addr, "")
+			if err != nil {
+				return nil, err
+			}
+			running = p
+			if err := waitServing(ctx, addr, "bench", acked); err != nil {
+				return fail(err)
+			}
+			out[t] = map[string]float64{"serving_s": time.Since(begin).Seconds()}
 		}
-		running = p
-		if err := waitServing(ctx, addr, "bench", acked); err != nil {
-			return nil, err
-		}
-		serving := time.Since(begin)
 		if rep == s.reps {
 			running.stop()
+			running = nil
 			_ = os.RemoveAll(dir)
 		}
-		return map[string]map[string]float64{"weir-always": {"serving_s": serving.Seconds()}}, nil
+		return out, nil
 	}
 }
 

@@ -19,8 +19,8 @@
 // Per connection a reader parses and handles requests in order and a
 // writer sends the replies in the same order, each once its fsync is done.
 //
-// It imports no other Weir package but batch: it must not share Weir's code
-// paths, or it would not bound them.
+// It imports no Weir package (internal/archtest checks): it must not share
+// Weir's code paths, or it would not bound them.
 package nullbroker
 
 import (
@@ -110,7 +110,7 @@ func Listen(addr string, mode Mode, dir string, perPartition bool) (*Server, err
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		s.closeFiles()
+		_ = s.closeFiles()
 		return nil, err
 	}
 	s.ln = ln
