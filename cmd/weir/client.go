@@ -107,6 +107,18 @@ func (a *app) admin(ctx context.Context) (*kadm.Client, *kgo.Client, error) {
 	return adm, cl, nil
 }
 
+// adminFor opens an admin client for one command, bounded by the
+// operation timeout; release closes the client and releases the context.
+func (a *app) adminFor(cmd *cobra.Command) (context.Context, *kadm.Client, *kgo.Client, func(), error) {
+	ctx, cancel := opContext(cmd)
+	adm, cl, err := a.admin(ctx)
+	if err != nil {
+		cancel()
+		return nil, nil, nil, nil, err
+	}
+	return ctx, adm, cl, func() { cl.Close(); cancel() }, nil
+}
+
 // trimDialErr drops kgo's "unable to dial: " prefix.
 func trimDialErr(err error) string {
 	if errors.Is(err, context.DeadlineExceeded) {

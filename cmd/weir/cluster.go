@@ -44,13 +44,11 @@ func newClusterInfoCmd(a *app) *cobra.Command {
 		Short: "Show the cluster's id, brokers, Kafka API version and topic count",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := opContext(cmd)
-			defer cancel()
-			adm, cl, err := a.admin(ctx)
+			ctx, adm, _, release, err := a.adminFor(cmd)
 			if err != nil {
 				return err
 			}
-			defer cl.Close()
+			defer release()
 			m, err := adm.BrokerMetadata(ctx)
 			if err != nil {
 				return a.explain("describe cluster", err)

@@ -55,13 +55,11 @@ func newGroupListCmd(a *app) *cobra.Command {
 		Short:   "List consumer groups",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := opContext(cmd)
-			defer cancel()
-			adm, cl, err := a.admin(ctx)
+			ctx, adm, _, release, err := a.adminFor(cmd)
 			if err != nil {
 				return err
 			}
-			defer cl.Close()
+			defer release()
 			gs, err := adm.ListGroups(ctx)
 			if err != nil {
 				return a.explain("list groups", err)
@@ -124,13 +122,11 @@ and per partition the committed offset, the log end offset (high watermark)
 and the lag between them (records not yet consumed by the group).`,
 		Args: wantArgs(1, -1, "GROUP names"),
 		RunE: func(cmd *cobra.Command, groups []string) error {
-			ctx, cancel := opContext(cmd)
-			defer cancel()
-			adm, cl, err := a.admin(ctx)
+			ctx, adm, _, release, err := a.adminFor(cmd)
 			if err != nil {
 				return err
 			}
-			defer cl.Close()
+			defer release()
 			lags, err := adm.Lag(ctx, groups...)
 			if err != nil {
 				return a.explain("describe groups", err)
@@ -307,13 +303,11 @@ group has committed offsets for (or is assigned) are moved.`,
 			if err != nil {
 				return fmt.Errorf("--to: %w", err)
 			}
-			ctx, cancel := opContext(cmd)
-			defer cancel()
-			adm, cl, err := a.admin(ctx)
+			ctx, adm, _, release, err := a.adminFor(cmd)
 			if err != nil {
 				return err
 			}
-			defer cl.Close()
+			defer release()
 			described, err := adm.DescribeGroups(ctx, group)
 			if err != nil {
 				return a.explain("describe group "+group, err)
@@ -434,13 +428,11 @@ func newGroupDeleteCmd(a *app) *cobra.Command {
 		Short:   "Delete consumer groups and their committed offsets",
 		Args:    wantArgs(1, -1, "GROUP names"),
 		RunE: func(cmd *cobra.Command, groups []string) error {
-			ctx, cancel := opContext(cmd)
-			defer cancel()
-			adm, cl, err := a.admin(ctx)
+			ctx, adm, _, release, err := a.adminFor(cmd)
 			if err != nil {
 				return err
 			}
-			defer cl.Close()
+			defer release()
 			resp, err := adm.DeleteGroups(ctx, groups...)
 			if err != nil {
 				return a.explain("delete groups", err)

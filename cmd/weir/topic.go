@@ -97,13 +97,11 @@ func newTopicCreateCmd(a *app) *cobra.Command {
 			if partitions == 0 || partitions < -1 {
 				return fmt.Errorf("--partitions %d: want at least 1 (or -1 for the broker default)", partitions)
 			}
-			ctx, cancel := opContext(cmd)
-			defer cancel()
-			adm, cl, err := a.admin(ctx)
+			ctx, adm, _, release, err := a.adminFor(cmd)
 			if err != nil {
 				return err
 			}
-			defer cl.Close()
+			defer release()
 			create := adm.CreateTopics
 			if dryRun {
 				create = adm.ValidateCreateTopics
@@ -184,13 +182,11 @@ func newTopicListCmd(a *app) *cobra.Command {
 		Short:   "List topics",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := opContext(cmd)
-			defer cancel()
-			adm, cl, err := a.admin(ctx)
+			ctx, adm, _, release, err := a.adminFor(cmd)
 			if err != nil {
 				return err
 			}
-			defer cl.Close()
+			defer release()
 			td, err := adm.ListTopicsWithInternal(ctx)
 			if err != nil {
 				return a.explain("list topics", err)
@@ -254,13 +250,11 @@ func newTopicDescribeCmd(a *app) *cobra.Command {
 		Short:   "Show topics' partitions (offsets, sizes) and configs (with their source)",
 		Args:    wantArgs(1, -1, "TOPIC names"),
 		RunE: func(cmd *cobra.Command, topics []string) error {
-			ctx, cancel := opContext(cmd)
-			defer cancel()
-			adm, cl, err := a.admin(ctx)
+			ctx, adm, _, release, err := a.adminFor(cmd)
 			if err != nil {
 				return err
 			}
-			defer cl.Close()
+			defer release()
 			td, err := existingTopics(ctx, a, adm, topics...)
 			if err != nil {
 				return err
@@ -414,13 +408,11 @@ func newTopicAlterConfigCmd(a *app) *cobra.Command {
 			if len(alters) == 0 {
 				return errors.New("nothing to change: use --set key=value or --delete key")
 			}
-			ctx, cancel := opContext(cmd)
-			defer cancel()
-			adm, cl, err := a.admin(ctx)
+			ctx, adm, _, release, err := a.adminFor(cmd)
 			if err != nil {
 				return err
 			}
-			defer cl.Close()
+			defer release()
 			if _, err := existingTopics(ctx, a, adm, topics...); err != nil {
 				return err
 			}
@@ -498,13 +490,11 @@ func newTopicAddPartitionsCmd(a *app) *cobra.Command {
 			if num < 1 {
 				return fmt.Errorf("--num %d: want at least 1", num)
 			}
-			ctx, cancel := opContext(cmd)
-			defer cancel()
-			adm, cl, err := a.admin(ctx)
+			ctx, adm, _, release, err := a.adminFor(cmd)
 			if err != nil {
 				return err
 			}
-			defer cl.Close()
+			defer release()
 			td, err := existingTopics(ctx, a, adm, topics...)
 			if err != nil {
 				return err
@@ -564,13 +554,11 @@ func newTopicDeleteCmd(a *app) *cobra.Command {
 		Short:   "Delete topics and all their records",
 		Args:    wantArgs(1, -1, "TOPIC names"),
 		RunE: func(cmd *cobra.Command, topics []string) error {
-			ctx, cancel := opContext(cmd)
-			defer cancel()
-			adm, cl, err := a.admin(ctx)
+			ctx, adm, _, release, err := a.adminFor(cmd)
 			if err != nil {
 				return err
 			}
-			defer cl.Close()
+			defer release()
 			resp, err := adm.DeleteTopics(ctx, topics...)
 			if err != nil {
 				return a.explain("delete topics", err)
