@@ -199,6 +199,7 @@ func (c *Conn) logReadError(err error) {
 // until the connection closes or a write fails.
 func (c *Conn) writeLoop() {
 	var buf []byte
+	var fv fetchVec
 	for {
 		var p pending
 		select {
@@ -210,23 +211,38 @@ func (c *Conn) writeLoop() {
 		if !ok {
 			return
 		}
-		// Size the buffer once for large (fetch) responses rather than
-		// growing it by copies, from the pool rather than zeroed memory.
-		if need := responseSizeHint(resp); need > cap(buf) {
-			putBuf(buf)
-			buf = getBuf(need)
+		// Large fetch responses go out in one writev with their record
+		// data by reference; everything else is encoded into buf.
+		var vec net.Buffers
+		if f, isFetch := resp.(*kmsg.FetchResponse); isFetch {
+			buf, vec, _ = fv.encode(buf, p.h, f)
 		}
-		buf = appendResponse(buf[:0], p.h, resp)
+		if vec == nil {
+			// Size the buffer once for large responses rather than
+			// growing it by copies, from the pool rather than zeroed
+			// memory.
+			if need := responseSizeHint(resp); need > cap(buf) {
+				putBuf(buf)
+				buf = getBuf(need)
+			}
+			buf = appendResponse(buf[:0], p.h, resp)
+		}
 		// Count before writing: a client that has read the response may
 		// scrape the metrics at once and must see it counted.
 		c.s.m.done(p.h.key, p.start, resp)
+		err := c.nc.SetWriteDeadline(time.Now().Add(c.s.opts.IdleTimeout))
+		if err == nil {
+			if vec != nil {
+				_, err = vec.WriteTo(c.nc)
+			} else {
+				_, err = c.nc.Write(buf)
+			}
+		}
+		// The record data may be recycled only once written.
 		if p.reply.release != nil {
 			p.reply.release()
 		}
-		if err := c.nc.SetWriteDeadline(time.Now().Add(c.s.opts.IdleTimeout)); err != nil {
-			return
-		}
-		if _, err := c.nc.Write(buf); err != nil {
+		if err != nil {
 			if c.ctx.Err() == nil {
 				c.log.Info("kafka: connection write failed", "err", err)
 			}
