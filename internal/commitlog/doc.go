@@ -61,6 +61,12 @@
 // truncates the active segment at the first invalid batch; damage in a
 // sealed segment is reported as ErrCorrupt, never truncated away.
 //
+// The active segment reserves disk space ahead of its appends where the
+// filesystem can (vfs.Preallocate: fallocate with KEEP_SIZE), 1 to 16 MiB
+// at a time. The reservation lies past the file's size, so the format is
+// unchanged: readers and recovery go by the size, which counts only bytes
+// written. Sealing and closing a segment release what it did not use.
+//
 // # Concurrency
 //
 // Appends are serialised by one mutex per log. Readers never take it: they

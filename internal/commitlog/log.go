@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/weirhq/weir/internal/batch"
+	"github.com/weirhq/weir/internal/vfs"
 )
 
 // mark is a position in the log: the offset after the last batch counted,
@@ -28,10 +29,11 @@ type mark struct {
 type Log struct {
 	opts Options
 
-	mu      sync.Mutex // serialises appends, rolls and removals
-	active  *segment
-	written mark // everything written (guarded by mu)
-	closed  bool
+	mu         sync.Mutex // serialises appends, rolls and removals
+	active     *segment
+	written    mark // everything written (guarded by mu)
+	closed     bool
+	noPrealloc bool // preallocation unsupported or failed (guarded by mu)
 
 	segs     atomic.Pointer[[]*segment] // immutable snapshot, oldest first
 	logStart atomic.Int64
@@ -202,9 +204,13 @@ func (l *Log) Append(b []byte) (AppendResult, error) {
 	}
 
 	start := seg.size.Load()
+	if end := start + int64(len(b)); end > seg.prealloc && !l.noPrealloc {
+		l.preallocate(seg, end)
+	}
 	if _, err := seg.f.WriteAt(b, start); err != nil {
 		// A failed write is not acknowledged; take back any partial bytes so
 		// the log stays a valid prefix (e.g. ENOSPC, then space is freed).
+		seg.prealloc = min(seg.prealloc, start)
 		if terr := seg.f.Truncate(start); terr != nil {
 			l.fail(fmt.Errorf("write: %w; truncate after failed write: %w", err, terr))
 			return AppendResult{}, l.Err()
@@ -233,6 +239,52 @@ func (l *Log) Append(b []byte) (AppendResult, error) {
 		l.publish(l.written, false)
 	}
 	return res, nil
+}
+
+// Preallocation bounds: the space reserved ahead of a segment's appends
+// grows with the segment, from minPrealloc to maxPrealloc at a time, so a
+// small partition reserves little and a busy one allocates blocks in few,
+// large steps.
+const (
+	minPrealloc = 1 << 20
+	maxPrealloc = 16 << 20
+)
+
+// preallocate reserves disk space for seg from its current reservation to
+// past end (never past segment.bytes). Appends into reserved space
+// allocate no blocks, which makes their writes and fdatasyncs cheaper
+// (9-16% less broker CPU per GB published in the side-by-side runs of
+// docs/benchmarks.md). Best effort: where the filesystem cannot, or the
+// disk is full, the log appends without it. Called with l.mu held.
+func (l *Log) preallocate(seg *segment, end int64) {
+	from := max(seg.prealloc, seg.size.Load())
+	to := min(end+min(max(end, minPrealloc), maxPrealloc), l.opts.SegmentBytes)
+	if to <= from {
+		return
+	}
+	if err := vfs.Preallocate(seg.f, from, to-from); err != nil {
+		l.noPrealloc = true
+		if !errors.Is(err, errors.ErrUnsupported) {
+			l.opts.Logger.Info("commitlog: cannot preallocate; appending without it", "dir", l.opts.Dir, "err", err)
+		}
+		return
+	}
+	seg.prealloc = to
+}
+
+// trimPrealloc releases the space reserved past seg's data, before the
+// segment is sealed or closed. Best effort: the reservation only costs
+// disk space, and recovery reads by size, never past it.
+func (l *Log) trimPrealloc(seg *segment) {
+	size := seg.size.Load()
+	if seg.prealloc <= size {
+		return
+	}
+	if err := seg.f.Truncate(size); err != nil {
+		l.opts.Logger.Warn("commitlog: releasing preallocated space", "segment", seg.path(logSuffix), "err", err)
+		return
+	}
+	seg.prealloc = size
 }
 
 // publish advances the high watermark (and, when synced, the durable
@@ -502,6 +554,7 @@ func (l *Log) Close() error {
 	var errs []error
 	if l.Err() == nil {
 		seg := l.active
+		l.trimPrealloc(seg)
 		if err := l.syncData(l.written, " at close"); err != nil {
 			errs = append(errs, err)
 		} else {

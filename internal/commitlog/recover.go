@@ -203,6 +203,7 @@ func (l *Log) roll() error { return l.rollTo(l.written.next) }
 
 func (l *Log) rollTo(base int64) error {
 	old := l.active
+	l.trimPrealloc(old)
 	if err := l.syncData(l.written, " at roll"); err != nil {
 		return err
 	}

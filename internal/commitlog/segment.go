@@ -70,6 +70,10 @@ type segment struct {
 	// firstAppendMs is the wall-clock ms of the first append (for
 	// segment.ms); guarded by the log's append mutex.
 	firstAppendMs int64
+	// prealloc is the end of the disk space reserved ahead of appends
+	// (vfs.Preallocate), past size until trimmed; guarded by the log's
+	// append mutex.
+	prealloc int64
 
 	mu          sync.RWMutex
 	idx         []idxEntry

@@ -106,6 +106,20 @@ func (f *memFile) Truncate(size int64) error {
 	return nil
 }
 
+// Preallocate reserves nothing: the in-memory filesystem has no blocks to
+// allocate. It exists so that callers' preallocation paths run in tests.
+func (f *memFile) Preallocate(off, n int64) error {
+	f.fs.mu.RLock()
+	defer f.fs.mu.RUnlock()
+	if f.closed {
+		return pathErr("fallocate", f.name, fs.ErrClosed)
+	}
+	if !f.write || off < 0 || n <= 0 {
+		return pathErr("fallocate", f.name, syscall.EINVAL)
+	}
+	return nil
+}
+
 func (f *memFile) Size() (int64, error) {
 	f.fs.mu.RLock()
 	defer f.fs.mu.RUnlock()

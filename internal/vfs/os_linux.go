@@ -34,3 +34,36 @@ func fdatasync(f *os.File) error {
 	}
 	return nil
 }
+
+// Preallocate reserves [off, off+n) with fallocate(FALLOC_FL_KEEP_SIZE):
+// the blocks are allocated, the file's size is unchanged, so readers and
+// recovery see exactly the bytes written. Filesystems without fallocate
+// report errors.ErrUnsupported.
+func (o osFile) Preallocate(off, n int64) error {
+	rc, err := o.f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	cerr := rc.Control(func(fd uintptr) {
+		for {
+			serr = syscall.Fallocate(int(fd), fallocKeepSize, off, n)
+			if !errors.Is(serr, syscall.EINTR) {
+				return
+			}
+		}
+	})
+	if cerr != nil {
+		return &os.PathError{Op: "fallocate", Path: o.f.Name(), Err: os.ErrClosed}
+	}
+	if errors.Is(serr, syscall.EOPNOTSUPP) || errors.Is(serr, syscall.ENOSYS) {
+		serr = errors.ErrUnsupported
+	}
+	if serr != nil {
+		return &os.PathError{Op: "fallocate", Path: o.f.Name(), Err: serr}
+	}
+	return nil
+}
+
+// fallocKeepSize is FALLOC_FL_KEEP_SIZE from linux/falloc.h.
+const fallocKeepSize = 0x1

@@ -54,6 +54,25 @@ type File interface {
 	Size() (int64, error)
 }
 
+// Preallocator is implemented by files that can reserve disk space ahead
+// of writes without changing the file's size (fallocate with
+// FALLOC_FL_KEEP_SIZE on Linux). Appends into reserved space allocate no
+// blocks, so their fdatasync has less metadata to commit; truncating the
+// file to its size releases what was reserved and not written.
+type Preallocator interface {
+	Preallocate(off, n int64) error
+}
+
+// Preallocate reserves n bytes of f from off if f supports it, and
+// returns errors.ErrUnsupported if it does not.
+func Preallocate(f File, off, n int64) error {
+	p, ok := f.(Preallocator)
+	if !ok {
+		return errors.ErrUnsupported
+	}
+	return p.Preallocate(off, n)
+}
+
 // Errors the in-memory filesystem and error injection produce. The OS
 // implementation returns the operating system's errors, which satisfy
 // errors.Is against the os/io/fs sentinels.
