@@ -59,6 +59,10 @@ func checkVerify(t *testing.T, b []byte) {
 	_, cerr := VerifyCompacted(b)
 	rh, recs, rerr := Records(b, fuzzLimit)
 	_, crecs, crerr := RecordsCompacted(b, fuzzLimit)
+	// VerifyRecords accepts exactly what Records can decode.
+	if _, err := VerifyRecords(b, fuzzLimit); (err == nil) != (rerr == nil) {
+		t.Fatalf("VerifyRecords: %v, Records: %v", err, rerr)
+	}
 	for _, err := range []error{verr, cerr, rerr, crerr} {
 		if err != nil && !errors.Is(err, ErrInvalid) && !errors.Is(err, ErrShort) && !errors.Is(err, ErrCorrupt) &&
 			!errors.Is(err, ErrTooLarge) && !errors.Is(err, ErrUnsupportedCodec) {

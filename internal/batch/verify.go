@@ -21,6 +21,28 @@ func Verify(b []byte) (Header, error) {
 	return h, err
 }
 
+// VerifyRecords is Verify that also checks compressed records: they are
+// decompressed, refusing to produce more than maxDecompressed bytes
+// (ErrTooLarge; see Records for the decoders' working memory), and walked
+// as Verify walks uncompressed ones (ErrInvalid). A producer's batch whose
+// header is intact but whose compressed records are not is stopped here,
+// before it reaches the log and every consumer. For uncompressed batches it
+// is Verify.
+func VerifyRecords(b []byte, maxDecompressed int) (Header, error) {
+	h, _, err := verify(b, false)
+	if err != nil || h.Codec() == CodecNone {
+		return h, err
+	}
+	data, err := decompress(h.Codec(), b[HeaderSize:], maxDecompressed)
+	if err != nil {
+		return Header{}, err
+	}
+	if _, err := walk(data, &h); err != nil {
+		return Header{}, err
+	}
+	return h, nil
+}
+
 // VerifyCompacted is Verify for batches that log compaction thinned: it
 // accepts 0 <= NumRecords <= LastOffsetDelta+1 and offset deltas that rise
 // with gaps, which is how Kafka keeps a batch's offset range after removing

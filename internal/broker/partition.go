@@ -56,9 +56,16 @@ type Appended struct {
 	Duplicate bool
 }
 
+// maxDecompressedBatch bounds the decompressed size of one produced batch
+// while its records are checked: a compressed batch of at most
+// max.message.bytes that claims more is refused (MESSAGE_TOO_LARGE), so a
+// compression bomb cannot make the broker allocate without bound.
+const maxDecompressedBatch = 64 << 20
+
 // Append writes the record batches of one produce request partition.
 // records is modified in place and not retained. The append is not yet
 // durable: acks=all callers then call WaitDurable(ctx, a.LastOffset+1).
+// Compressed batches are decompressed and their records checked.
 func (p *Partition) Append(records []byte) (Appended, error) {
 	maxBytes := int(p.topic.maxMessageBytes.Load())
 	var buf [4]batch.Header
@@ -82,6 +89,16 @@ func (p *Partition) Append(records []byte) (Appended, error) {
 		}
 		if h.NumRecords == 0 {
 			return Appended{}, fmt.Errorf("%w: batch without records", ErrCorruptMessage)
+		}
+		if h.Codec() != batch.CodecNone {
+			// The log checks uncompressed records; compressed ones only
+			// here, where they are decompressed once, as Kafka does.
+			if _, err := batch.VerifyRecords(one, maxDecompressedBatch); err != nil {
+				if errors.Is(err, batch.ErrTooLarge) {
+					return Appended{}, fmt.Errorf("%w: %w", ErrRecordTooLarge, err)
+				}
+				return Appended{}, fmt.Errorf("%w: %w", ErrCorruptMessage, err)
+			}
 		}
 		// Producers send 0 or -1; a single node has no leader epochs, so
 		// store -1 (not covered by the CRC), as Metadata reports.

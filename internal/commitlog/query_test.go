@@ -2,9 +2,14 @@ package commitlog
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
+	"hash/crc32"
+	"runtime"
 	"slices"
 	"testing"
+
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/weirhq/weir/internal/batch"
 	"github.com/weirhq/weir/internal/vfs"
@@ -319,5 +324,34 @@ func TestOptions(t *testing.T) {
 	// Only the segment, no stray files.
 	if got := listDir(t, m, "/d"); !slices.Equal(got, []string{segmentName(0, logSuffix)}) {
 		t.Fatalf("files of a new log: %v", got)
+	}
+}
+
+// TestOffsetForTimestampBoundsDecompression: the log stores compressed
+// batches without decompressing them (the broker checks records on
+// produce), so a batch that decompresses past the query bound can be on
+// disk from an older build; a timestamp lookup over it fails with
+// ErrCorrupt instead of allocating without bound.
+func TestOffsetForTimestampBoundsDecompression(t *testing.T) {
+	m := vfs.NewMem()
+	l := openLog(t, Options{FS: m, Dir: "/p", Logger: quiet})
+	// One record's worth of header, then 192 MiB of zeros in a few KiB.
+	bomb, err := batch.Build(batch.BuildOptions{Codec: batch.CodecZstd, BaseTimestamp: 1000}, []batch.Record{{Value: []byte("v")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest))
+	bomb = enc.EncodeAll(make([]byte, 3*maxQueryDecompressed), bomb[:batch.HeaderSize:batch.HeaderSize])
+	binary.BigEndian.PutUint32(bomb[8:], uint32(len(bomb)-12))
+	binary.BigEndian.PutUint32(bomb[17:], crc32.Checksum(bomb[21:], castagnoli))
+	appendDurable(t, l, bomb)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, _, _, err = l.OffsetForTimestamp(0)
+	runtime.ReadMemStats(&after)
+	wantErr(t, "lookup over a bomb", err, ErrCorrupt)
+	if grown := after.TotalAlloc - before.TotalAlloc; grown > maxQueryDecompressed+16<<20 {
+		t.Fatalf("lookup allocated %d MiB", grown>>20)
 	}
 }

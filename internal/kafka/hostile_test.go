@@ -226,9 +226,15 @@ func TestHostileRecordBatches(t *testing.T) {
 			return buildBatch(t, 1, batch.BuildOptions{HasProducer: true, ProducerID: 1, Control: true, Transactional: true, BaseSequence: -1})
 		}(), []int16{invalidCode}},
 		{"empty", []byte{}, []int16{corruptCode}},
-		// Weir does not decompress on produce: a bomb is stored as sent
-		// (or refused) and costs only its compressed size.
-		{"zstd bomb", bomb, []int16{0, corruptCode}},
+		// Produce decompresses to check the records, within 64 MiB: a
+		// bomb is refused as too large without memory growing past it.
+		{"zstd bomb", bomb, []int16{kerr.MessageTooLarge.Code}},
+		{"compressed records miscounted", func() []byte {
+			b := buildBatch(t, 3, batch.BuildOptions{Codec: batch.CodecGzip})
+			binary.BigEndian.PutUint32(b[23:], 3) // last offset delta
+			binary.BigEndian.PutUint32(b[57:], 4) // record count
+			return reCRC(b)
+		}(), []int16{corruptCode}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := dial(t, ts.addr)
@@ -254,7 +260,8 @@ func TestHostileRecordBatches(t *testing.T) {
 			checkApiVersions(t, ts.Server, c.roundTrip(kmsg.NewPtrApiVersionsRequest()).(*kmsg.ApiVersionsResponse))
 		})
 	}
-	// A timestamp lookup decompresses the stored bomb within its bound.
+	// A timestamp lookup decompresses stored batches within its bound (the
+	// bomb was refused, so this only checks the lookup stays bounded).
 	c := dial(t, ts.addr)
 	before := memSnapshot()
 	lo := kmsg.NewPtrListOffsetsRequest()
