@@ -114,6 +114,9 @@ type Topic struct {
 	// maxMessageBytes caches the effective max.message.bytes so the
 	// produce path reads no map.
 	maxMessageBytes atomic.Int64
+	// compression caches the effective compression.type: the codec
+	// batches are stored in, or -1 for "producer" (as produced).
+	compression atomic.Int32
 }
 
 // setConfigs replaces a topic's explicit configs and refreshes the values
@@ -126,6 +129,7 @@ func (b *Broker) setConfigs(t *Topic, configs map[string]string) {
 	t.configs = configs
 	t.mu.Unlock()
 	t.maxMessageBytes.Store(b.effectiveInt(configs, "max.message.bytes"))
+	t.compression.Store(compressionCodec(b.effective(configs, "compression.type")))
 }
 
 // Partitions returns the topic's partitions.

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/weirhq/weir/internal/batch"
 	"github.com/weirhq/weir/internal/commitlog"
 )
 
@@ -101,7 +102,7 @@ var configDefs = []configDef{
 		intRange(0, math.MaxInt32), func(o *Options) string { return i64(int64(o.MaxMessageBytes)) }},
 	{"message.timestamp.type", TypeString, "CreateTime keeps the producer's timestamps; LogAppendTime stamps the broker's",
 		oneOf("CreateTime", "LogAppendTime"), func(*Options) string { return "CreateTime" }},
-	{"compression.type", TypeString, "batches are stored as produced; only 'producer' is honoured exactly",
+	{"compression.type", TypeString, "codec batches are stored in: producer keeps each as produced, any other value recompresses batches in other codecs",
 		oneOf("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"), func(*Options) string { return "producer" }},
 	{"min.insync.replicas", TypeInt, "single node: any value >= 1 is accepted and met by the one replica",
 		intRange(1, math.MaxInt32), func(*Options) string { return "1" }},
@@ -113,6 +114,24 @@ var configDefs = []configDef{
 		oneOfFold("false", "true"), func(*Options) string { return "false" }},
 	{"confluent.value.schema.validation", TypeBoolean, "Confluent's name for weir.value.schema.validation=true (the weir name wins when both are set)",
 		oneOfFold("false", "true"), func(*Options) string { return "false" }},
+}
+
+// compressionCodec maps a compression.type value to the codec batches are
+// stored in, -1 for "producer" (and anything unknown: as produced).
+func compressionCodec(v string) int32 {
+	switch v {
+	case "uncompressed":
+		return int32(batch.CodecNone)
+	case "gzip":
+		return int32(batch.CodecGzip)
+	case "snappy":
+		return int32(batch.CodecSnappy)
+	case "lz4":
+		return int32(batch.CodecLZ4)
+	case "zstd":
+		return int32(batch.CodecZstd)
+	}
+	return -1
 }
 
 func findDef(name string) *configDef {

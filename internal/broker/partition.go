@@ -65,9 +65,18 @@ const maxDecompressedBatch = 64 << 20
 // Append writes the record batches of one produce request partition.
 // records is modified in place and not retained. The append is not yet
 // durable: acks=all callers then call WaitDurable(ctx, a.LastOffset+1).
-// Compressed batches are decompressed and their records checked.
+// Compressed batches are decompressed and their records checked; batches
+// not in the topic's compression.type (unless "producer") are re-encoded
+// in it, and max.message.bytes applies to the result, as in Kafka.
 func (p *Partition) Append(records []byte) (Appended, error) {
 	maxBytes := int(p.topic.maxMessageBytes.Load())
+	recompressed := false
+	if want := p.topic.compression.Load(); want >= 0 {
+		var err error
+		if records, recompressed, err = recompress(records, batch.Codec(want)); err != nil {
+			return Appended{}, err
+		}
+	}
 	var buf [4]batch.Header
 	hdrs := buf[:0]
 	for rest := records; len(rest) > 0; {
@@ -90,14 +99,11 @@ func (p *Partition) Append(records []byte) (Appended, error) {
 		if h.NumRecords == 0 {
 			return Appended{}, fmt.Errorf("%w: batch without records", ErrCorruptMessage)
 		}
-		if h.Codec() != batch.CodecNone {
+		if h.Codec() != batch.CodecNone && !recompressed {
 			// The log checks uncompressed records; compressed ones only
 			// here, where they are decompressed once, as Kafka does.
 			if _, err := batch.VerifyRecords(one, maxDecompressedBatch); err != nil {
-				if errors.Is(err, batch.ErrTooLarge) {
-					return Appended{}, fmt.Errorf("%w: %w", ErrRecordTooLarge, err)
-				}
-				return Appended{}, fmt.Errorf("%w: %w", ErrCorruptMessage, err)
+				return Appended{}, recordsError(err)
 			}
 		}
 		// Producers send 0 or -1; a single node has no leader epochs, so
@@ -216,4 +222,70 @@ func nextSeq(s int32) int32 {
 
 func lastSeq(h batch.Header) int32 {
 	return int32((int64(h.BaseSequence) + int64(h.LastOffsetDelta)) % (math.MaxInt32 + 1))
+}
+
+// recompress re-encodes the batches of records whose codec is not want,
+// reporting whether it did; records is returned as is when every batch is
+// in want already, or when its framing is bad (Append reports that). The
+// records are checked as they are decoded, and the producer fields,
+// timestamps and transactional bit carry over, so idempotence and
+// timestamps are unchanged.
+func recompress(records []byte, want batch.Codec) ([]byte, bool, error) {
+	need := false
+	for rest := records; len(rest) > 0; {
+		one, r, err := batch.Split(rest)
+		if err != nil {
+			return records, false, nil
+		}
+		h, err := batch.ParseHeader(one)
+		if err != nil || h.Control() {
+			return records, false, nil
+		}
+		need = need || h.Codec() != want
+		rest = r
+	}
+	if !need {
+		return records, false, nil
+	}
+	out := make([]byte, 0, len(records))
+	for rest := records; len(rest) > 0; {
+		one, r, _ := batch.Split(rest)
+		rest = r
+		h, _ := batch.ParseHeader(one)
+		if h.Codec() == want {
+			if _, err := batch.VerifyRecords(one, maxDecompressedBatch); err != nil {
+				return nil, false, recordsError(err)
+			}
+			out = append(out, one...)
+			continue
+		}
+		h, recs, err := batch.Records(one, maxDecompressedBatch)
+		if err != nil {
+			return nil, false, recordsError(err)
+		}
+		b, err := batch.Build(batch.BuildOptions{
+			Codec:         want,
+			BaseTimestamp: h.BaseTimestamp,
+			LogAppendTime: h.LogAppendTime(),
+			HasProducer:   h.ProducerID >= 0,
+			ProducerID:    h.ProducerID,
+			ProducerEpoch: h.ProducerEpoch,
+			BaseSequence:  h.BaseSequence,
+			Transactional: h.Transactional(),
+		}, recs)
+		if err != nil {
+			return nil, false, fmt.Errorf("%w: re-encoding in %s: %w", ErrCorruptMessage, want, err)
+		}
+		out = append(out, b...)
+	}
+	return out, true, nil
+}
+
+// recordsError maps a failed check of a batch's records to the produce
+// error: too large to decompress, or corrupt.
+func recordsError(err error) error {
+	if errors.Is(err, batch.ErrTooLarge) {
+		return fmt.Errorf("%w: %w", ErrRecordTooLarge, err)
+	}
+	return fmt.Errorf("%w: %w", ErrCorruptMessage, err)
 }
