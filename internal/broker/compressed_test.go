@@ -77,13 +77,10 @@ func TestAppendChecksCompressedRecords(t *testing.T) {
 	}
 }
 
-// storedBatches reads back every batch of p.
-func storedBatches(t *testing.T, p *Partition) []batch.Header {
+// EachStoredBatch calls fn with every visible batch of p, decoded, from
+// offset 0 to the high watermark. (Exported for the broker_test package.)
+func EachStoredBatch(t *testing.T, p *Partition, fn func(h batch.Header, recs []batch.Record)) {
 	t.Helper()
-	if err := p.WaitDurable(context.Background(), p.log.EndOffset()); err != nil {
-		t.Fatal(err)
-	}
-	var out []batch.Header
 	for off := int64(0); off < p.HighWatermark(); {
 		data, err := p.Read(off, 1<<20)
 		if err != nil {
@@ -98,16 +95,29 @@ func storedBatches(t *testing.T, p *Partition) []batch.Header {
 			if err != nil {
 				t.Fatalf("stored batch at %d: %v", off, err)
 			}
-			for i, r := range recs {
-				if want := fmt.Sprintf("v%d", i); string(r.Value) != want {
-					t.Fatalf("batch at %d record %d: value %q, want %q", h.BaseOffset, i, r.Value, want)
-				}
-			}
-			out = append(out, h)
+			fn(h, recs)
 			off = h.LastOffset() + 1
 			data = rest
 		}
 	}
+}
+
+// storedBatches waits until everything written is durable and returns
+// the headers of p's batches, checking that record i's value is "v<i>".
+func storedBatches(t *testing.T, p *Partition) []batch.Header {
+	t.Helper()
+	if err := p.WaitDurable(context.Background(), p.log.EndOffset()); err != nil {
+		t.Fatal(err)
+	}
+	var out []batch.Header
+	EachStoredBatch(t, p, func(h batch.Header, recs []batch.Record) {
+		for i, r := range recs {
+			if want := fmt.Sprintf("v%d", i); string(r.Value) != want {
+				t.Fatalf("batch at %d record %d: value %q, want %q", h.BaseOffset, i, r.Value, want)
+			}
+		}
+		out = append(out, h)
+	})
 	return out
 }
 
