@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/weirhq/weir/internal/batch"
 )
 
 // TestFranzGoProduceConsume drives the broker with franz-go's kgo: an
@@ -19,11 +21,26 @@ func TestFranzGoProduceConsume(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		codec kgo.CompressionCodec
-	}{{"none", kgo.NoCompression()}, {"gzip", kgo.GzipCompression()}, {"snappy", kgo.SnappyCompression()}, {"lz4", kgo.Lz4Compression()}, {"zstd", kgo.ZstdCompression()}} {
+		// topic's compression.type, and the codec batches must be stored in
+		topicType string
+		stored    batch.Codec
+	}{
+		{"none", kgo.NoCompression(), "", batch.CodecNone},
+		{"gzip", kgo.GzipCompression(), "", batch.CodecGzip},
+		{"snappy", kgo.SnappyCompression(), "", batch.CodecSnappy},
+		{"lz4", kgo.Lz4Compression(), "", batch.CodecLZ4},
+		{"zstd", kgo.ZstdCompression(), "", batch.CodecZstd},
+		{"none-into-zstd-topic", kgo.NoCompression(), "zstd", batch.CodecZstd},
+		{"lz4-into-uncompressed-topic", kgo.Lz4Compression(), "uncompressed", batch.CodecNone},
+	} {
 		codec := tc.codec
 		t.Run(tc.name, func(t *testing.T) {
 			topic := "codec-" + tc.name
-			if _, err := ts.opts.Broker.CreateTopic(topic, 3, nil, false); err != nil {
+			var configs map[string]string
+			if tc.topicType != "" {
+				configs = map[string]string{"compression.type": tc.topicType}
+			}
+			if _, err := ts.opts.Broker.CreateTopic(topic, 3, configs, false); err != nil {
 				t.Fatal(err)
 			}
 			cl, err := kgo.NewClient(kgo.SeedBrokers(ts.addr), kgo.ProducerBatchCompression(codec), kgo.DefaultProduceTopic(topic))
@@ -69,6 +86,23 @@ func TestFranzGoProduceConsume(t *testing.T) {
 			}
 			if got != n {
 				t.Fatalf("consumed %d, want %d", got, n)
+			}
+			for part := range int32(3) {
+				p, _ := ts.opts.Broker.Partition(topic, part)
+				data, err := p.Read(0, 1<<20)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for len(data) > 0 {
+					one, rest, err := batch.Split(data)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if h, _ := batch.ParseHeader(one); h.Codec() != tc.stored {
+						t.Fatalf("partition %d: batch stored as %s, want %s", part, h.Codec(), tc.stored)
+					}
+					data = rest
+				}
 			}
 		})
 	}
