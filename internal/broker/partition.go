@@ -225,9 +225,10 @@ func lastSeq(h batch.Header) int32 {
 }
 
 // recompress re-encodes the batches of records whose codec is not want,
-// reporting whether it did; records is returned as is when every batch is
-// in want already, or when its framing is bad (Append reports that). The
-// records are checked as they are decoded, and the producer fields,
+// reporting whether it did, in which case it has also checked the records
+// of every compressed batch it returns; records is returned as is when
+// every batch is in want already, or when its framing is bad (Append
+// reports that). The producer fields,
 // timestamps and transactional bit carry over, so idempotence and
 // timestamps are unchanged.
 func recompress(records []byte, want batch.Codec) ([]byte, bool, error) {
@@ -253,8 +254,11 @@ func recompress(records []byte, want batch.Codec) ([]byte, bool, error) {
 		rest = r
 		h, _ := batch.ParseHeader(one)
 		if h.Codec() == want {
-			if _, err := batch.VerifyRecords(one, maxDecompressedBatch); err != nil {
-				return nil, false, recordsError(err)
+			// Checked here as Append would; uncompressed ones by the log.
+			if want != batch.CodecNone {
+				if _, err := batch.VerifyRecords(one, maxDecompressedBatch); err != nil {
+					return nil, false, recordsError(err)
+				}
 			}
 			out = append(out, one...)
 			continue
