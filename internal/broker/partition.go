@@ -149,6 +149,10 @@ func (p *Partition) Append(records []byte) (Appended, error) {
 	return Appended{BaseOffset: res.BaseOffset, LastOffset: res.LastOffset, LogAppendTime: res.AppendTimeMs, LogStartOffset: res.LogStartOffset}, nil
 }
 
+// IsDurable reports, without waiting, whether WaitDurable(ctx, next)
+// would succeed at once.
+func (p *Partition) IsDurable(next int64) bool { return p.log.IsDurable(next) }
+
 // WaitDurable blocks until offsets below next are fsynced (durability
 // always), the log fails, or ctx ends.
 func (p *Partition) WaitDurable(ctx context.Context, next int64) error {

@@ -307,6 +307,16 @@ func (l *Log) publish(m mark, synced bool) {
 	}
 }
 
+// IsDurable reports, without waiting, whether WaitDurable(ctx, next) would
+// return nil at once: the log has not failed and, under Always, every
+// offset below next is fsynced.
+func (l *Log) IsDurable(next int64) bool {
+	if l.Err() != nil {
+		return false
+	}
+	return l.opts.Durability != Always || l.durable.Load() >= next
+}
+
 // WaitDurable blocks until every offset below next is durable, the log
 // fails (ErrStorage), is closed (ErrClosed) or ctx ends. Under Interval and
 // Never it returns at once: those policies acknowledge on write.

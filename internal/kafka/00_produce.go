@@ -102,6 +102,16 @@ func (s *Server) handleProduce(c *Conn, r kmsg.Request) Reply {
 	}
 	ctx := c.Context()
 	return Defer(func() kmsg.Response {
+		// Often durable already by the time this reply is next to be
+		// written (and always under Interval and Never): answer without
+		// a timer and a context.
+		pending := false
+		for _, w := range waits {
+			pending = pending || !w.p.IsDurable(w.next)
+		}
+		if !pending {
+			return resp
+		}
 		wctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
 		for _, w := range waits {

@@ -38,9 +38,11 @@ func (s *Server) handleFetch(c *Conn, r kmsg.Request) Reply {
 		}
 		bufs = bufs[:0]
 	}
+	resp := req.ResponseKind().(*kmsg.FetchResponse)
 	gather := func() (*kmsg.FetchResponse, int, bool) {
 		release()
-		return s.gatherFetch(req, maxBytes, &bufs)
+		total, hasErr := s.gatherFetch(req, maxBytes, &bufs, resp)
+		return resp, total, hasErr
 	}
 	// Read the records only when this reply is next to be written: replies
 	// queued behind a consumer that stopped reading then hold no record
@@ -52,10 +54,11 @@ func (s *Server) handleFetch(c *Conn, r kmsg.Request) Reply {
 		}
 		deadline := time.NewTimer(wait)
 		defer deadline.Stop()
+		var cases []reflect.SelectCase
 		for {
 			// Collect the change channels before re-reading, so an
 			// append between the read and the wait is not missed.
-			cases := s.fetchWakeups(req)
+			cases = s.fetchWakeups(req, cases[:0])
 			resp, total, hasErr = gather()
 			if total >= max(int(req.MinBytes), 1) || hasErr {
 				return resp
@@ -72,10 +75,9 @@ func (s *Server) handleFetch(c *Conn, r kmsg.Request) Reply {
 	}}
 }
 
-// fetchWakeups returns a select case per requested partition, ready when
-// that partition's high watermark moves.
-func (s *Server) fetchWakeups(req *kmsg.FetchRequest) []reflect.SelectCase {
-	var cases []reflect.SelectCase
+// fetchWakeups appends to cases a select case per requested partition,
+// ready when that partition's high watermark moves.
+func (s *Server) fetchWakeups(req *kmsg.FetchRequest, cases []reflect.SelectCase) []reflect.SelectCase {
 	for _, rt := range req.Topics {
 		for _, rp := range rt.Partitions {
 			if p, err := s.opts.Broker.Partition(rt.Topic, rp.Partition); err == nil {
@@ -86,20 +88,29 @@ func (s *Server) fetchWakeups(req *kmsg.FetchRequest) []reflect.SelectCase {
 	return cases
 }
 
-// gatherFetch reads every requested partition once, within the request's
-// byte limits, returning the response, the record bytes in it and whether
-// any partition carries an error. The record data is in pooled buffers,
-// appended to bufs for the caller to recycle once done with the response.
-func (s *Server) gatherFetch(req *kmsg.FetchRequest, maxBytes int, bufs *[][]byte) (*kmsg.FetchResponse, int, bool) {
-	resp := req.ResponseKind().(*kmsg.FetchResponse)
+// gatherFetch reads every requested partition once into resp, within the
+// request's byte limits, returning the record bytes in it and whether any
+// partition carries an error. resp is reused across the reads of one
+// long-poll (its slices are sized on the first). The record data is in
+// pooled buffers, appended to bufs for the caller to recycle once done
+// with the response.
+func (s *Server) gatherFetch(req *kmsg.FetchRequest, maxBytes int, bufs *[][]byte, resp *kmsg.FetchResponse) (int, bool) {
+	if len(resp.Topics) != len(req.Topics) {
+		resp.Topics = make([]kmsg.FetchResponseTopic, len(req.Topics))
+		for i := range req.Topics {
+			resp.Topics[i] = kmsg.NewFetchResponseTopic()
+			resp.Topics[i].Partitions = make([]kmsg.FetchResponseTopicPartition, len(req.Topics[i].Partitions))
+		}
+	}
 	total := 0
 	hasErr := false
-	for _, rt := range req.Topics {
-		t := kmsg.NewFetchResponseTopic()
+	for i, rt := range req.Topics {
+		t := &resp.Topics[i]
 		t.Topic = rt.Topic
 		t.TopicID = rt.TopicID
-		for _, rp := range rt.Partitions {
-			pr := kmsg.NewFetchResponseTopicPartition()
+		for j, rp := range rt.Partitions {
+			pr := &t.Partitions[j]
+			*pr = kmsg.NewFetchResponseTopicPartition()
 			pr.Partition = rp.Partition
 			pr.HighWatermark, pr.LastStableOffset, pr.LogStartOffset = -1, -1, -1
 			pr.RecordBatches = []byte{}
@@ -134,9 +145,7 @@ func (s *Server) gatherFetch(req *kmsg.FetchRequest, maxBytes int, bufs *[][]byt
 				}
 				hasErr = true
 			}
-			t.Partitions = append(t.Partitions, pr)
 		}
-		resp.Topics = append(resp.Topics, t)
 	}
-	return resp, total, hasErr
+	return total, hasErr
 }
