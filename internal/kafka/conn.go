@@ -102,7 +102,7 @@ func (c *Conn) run() {
 // readLoop reads, parses and handles requests in order until the connection
 // fails or a request requires closing it.
 func (c *Conn) readLoop() {
-	br := bufio.NewReaderSize(c.nc, 32<<10)
+	br := bufio.NewReaderSize(c.nc, 8<<10)
 	// Produce frames are pooled: their records are appended (copied to
 	// the log) before the handler returns and nothing keeps them after.
 	fr := frameReader{r: br, br: br, inq: socketInq(c.nc), max: c.s.opts.MaxFrameBytes, pool: true}

@@ -414,7 +414,7 @@ func TestIdleConnections(t *testing.T) {
 	per := (int64(memSnapshot()) - int64(before)) / int64(n)
 	t.Logf("%d idle connections opened in %v; %d KiB of server memory each, %d goroutines",
 		n, opened.Round(time.Millisecond), per>>10, runtime.NumGoroutine()-goroutines)
-	if per > 64<<10 {
+	if per > 40<<10 {
 		t.Errorf("an idle connection costs %d KiB", per>>10)
 	}
 
