@@ -380,3 +380,46 @@ func failNth(op vfs.Op, n int) (inj func(vfs.Op, string) error, off func()) {
 		return nil
 	}, func() { stopped.Store(true) }
 }
+
+// TestPreallocationFailure: reserving space is best effort. A failed
+// fallocate (a full disk) neither fails nor delays the append; the log
+// stops trying for the rest of that segment and tries again in the next.
+func TestPreallocationFailure(t *testing.T) {
+	m := vfs.NewMem()
+	var calls, failing atomic.Int64
+	failing.Store(1)
+	inj := vfs.InjectorFunc(func(op vfs.Op, _ string) error {
+		if op != vfs.OpPreallocate {
+			return nil
+		}
+		calls.Add(1)
+		if failing.Load() == 1 {
+			return syscall.ENOSPC
+		}
+		return nil
+	})
+	b := mkBatch(t, 0, 4, 1000, 1000)
+	l := openLog(t, Options{FS: vfs.NewErrorFS(m, inj), Dir: "/p", SegmentBytes: int64(3 * len(b)), RetentionMs: -1})
+	var want [][]byte
+	for i := range 3 {
+		b := mkBatch(t, i, 4, 1000, 1000)
+		appendDurable(t, l, b)
+		want = append(want, b)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("%d fallocate calls in the first segment, want 1 (no retry after it failed)", n)
+	}
+	failing.Store(0)
+	for i := 3; i < 5; i++ { // rolls to a new segment
+		b := mkBatch(t, i, 4, 1000, 1000)
+		appendDurable(t, l, b)
+		want = append(want, b)
+	}
+	if len(bases(l)) < 2 {
+		t.Fatalf("no roll: segments %v", bases(l))
+	}
+	if n := calls.Load(); n != 2 {
+		t.Fatalf("%d fallocate calls, want a second one in the new segment", n)
+	}
+	equalBatches(t, "after a failed preallocation", readAll(t, l), want)
+}

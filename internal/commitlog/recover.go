@@ -230,6 +230,10 @@ func (l *Log) rollTo(base int64) error {
 	l.segs.Store(&segs)
 	l.active = s
 	l.written = mark{next: base, seg: s, pos: 0, maxTs: -1}
+	// A new segment tries preallocation again: a full disk may have
+	// been freed meanwhile (an unsupported filesystem costs one failed
+	// call per segment).
+	l.noPrealloc = false
 	return nil
 }
 

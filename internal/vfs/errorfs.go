@@ -14,25 +14,26 @@ type Op int
 // The operations ErrorFS consults its Injector about. File.Close is never
 // injected: a failed close leaves nothing useful for callers to test.
 const (
-	OpCreate   Op = iota + 1 // FS.Create
-	OpOpen                   // FS.Open and FS.OpenReadWrite
-	OpWrite                  // File.WriteAt
-	OpSync                   // File.Sync
-	OpSyncDir                // FS.SyncDir
-	OpRename                 // FS.Rename; the path is the old name
-	OpRemove                 // FS.Remove and FS.RemoveAll
-	OpTruncate               // File.Truncate
-	OpRead                   // File.ReadAt
-	OpMkdir                  // FS.MkdirAll
-	OpList                   // FS.List
-	OpStat                   // FS.Stat and File.Size
+	OpCreate      Op = iota + 1 // FS.Create
+	OpOpen                      // FS.Open and FS.OpenReadWrite
+	OpWrite                     // File.WriteAt
+	OpSync                      // File.Sync
+	OpSyncDir                   // FS.SyncDir
+	OpRename                    // FS.Rename; the path is the old name
+	OpRemove                    // FS.Remove and FS.RemoveAll
+	OpTruncate                  // File.Truncate
+	OpRead                      // File.ReadAt
+	OpMkdir                     // FS.MkdirAll
+	OpList                      // FS.List
+	OpStat                      // FS.Stat and File.Size
+	OpPreallocate               // Preallocate (where the inner file supports it)
 )
 
 var opNames = [...]string{
 	OpCreate: "create", OpOpen: "open", OpWrite: "write", OpSync: "sync",
 	OpSyncDir: "syncdir", OpRename: "rename", OpRemove: "remove",
 	OpTruncate: "truncate", OpRead: "read", OpMkdir: "mkdir", OpList: "list",
-	OpStat: "stat",
+	OpStat: "stat", OpPreallocate: "fallocate",
 }
 
 // String returns the operation's lowercase name, as used in error messages.
@@ -340,6 +341,15 @@ func (f *errorFile) Size() (int64, error) {
 		return 0, err
 	}
 	return f.inner.Size()
+}
+
+// Preallocate reserves space through the inner file, which must support
+// it (errors.ErrUnsupported otherwise), unless the injector fails it.
+func (f *errorFile) Preallocate(off, n int64) error {
+	if err := f.fs.fail(OpPreallocate, f.name); err != nil {
+		return err
+	}
+	return Preallocate(f.inner, off, n)
 }
 
 func (f *errorFile) Close() error { return f.inner.Close() }
