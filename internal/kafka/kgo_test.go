@@ -21,7 +21,8 @@ func TestFranzGoProduceConsume(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		codec kgo.CompressionCodec
-		// topic's compression.type, and the codec batches must be stored in
+		// topic's compression.type, and the codec batches must then be
+		// stored in
 		topicType string
 		stored    batch.Codec
 	}{
@@ -87,7 +88,13 @@ func TestFranzGoProduceConsume(t *testing.T) {
 			if got != n {
 				t.Fatalf("consumed %d, want %d", got, n)
 			}
+			// kgo sends a batch uncompressed when its codec would not
+			// shrink it, so only a topic's compression.type fixes the
+			// stored codec.
 			for part := range int32(3) {
+				if tc.topicType == "" {
+					break
+				}
 				p, _ := ts.opts.Broker.Partition(topic, part)
 				data, err := p.Read(0, 1<<20)
 				if err != nil {
