@@ -32,7 +32,17 @@ func TestPreallocation(t *testing.T) {
 	if err := vfs.Preallocate(f, 0, 1<<20); errors.Is(err, errors.ErrUnsupported) {
 		t.Skipf("this filesystem cannot preallocate: %v", err)
 	}
+	// Whether truncating a file to its own size gives back what was
+	// reserved past it is the filesystem's business (ext4 and tmpfs do).
+	_, err = f.WriteAt(make([]byte, 4096), 0)
+	must(t, err)
+	must(t, f.Truncate(4096))
 	_ = f.Close()
+	_, probeAlloc := allocated(t, probe)
+	releases := probeAlloc < 64<<10
+	if !releases {
+		t.Logf("this filesystem keeps reserved space past the size after truncate (%d bytes allocated for 4096): not checking its release", probeAlloc)
+	}
 
 	o := Options{FS: vfs.OS(), Dir: dir, Logger: quiet, SegmentBytes: 4 << 20}
 	l := openLog(t, o)
@@ -58,13 +68,13 @@ func TestPreallocation(t *testing.T) {
 		mustAppend(t, l, mkBatch(t, 100+i, 64, 1000, 1000))
 	}
 	size, alloc = allocated(t, seg0)
-	if alloc > size+64<<10 {
+	if releases && alloc > size+64<<10 {
 		t.Fatalf("sealed segment keeps %d bytes allocated for %d of data", alloc, size)
 	}
 	seg1 := l.active.path(logSuffix)
 	closeLog(t, l)
 	size, alloc = allocated(t, seg1)
-	if alloc > size+64<<10 {
+	if releases && alloc > size+64<<10 {
 		t.Fatalf("closed active segment keeps %d bytes allocated for %d of data", alloc, size)
 	}
 }
