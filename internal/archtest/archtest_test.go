@@ -9,40 +9,75 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 )
 
 const module = "github.com/weirhq/weir"
 
-// rules: a package (by path under the module) must not import any of the
-// listed prefixes. "internal/" alone means every other internal package.
-var rules = map[string][]string{
-	"internal/vfs":       {module + "/internal/"},
-	"internal/batch":     {module + "/internal/"},
-	"internal/metrics":   {module + "/internal/"},
-	"internal/config":    {module + "/internal/"},
-	"internal/commitlog": {module + "/internal/broker", module + "/internal/group", module + "/internal/kafka", module + "/internal/cloudevents", module + "/internal/schema", module + "/internal/console", module + "/internal/server", "net", "net/http", "github.com/twmb/franz-go"},
-	"internal/broker":    {module + "/internal/kafka", module + "/internal/cloudevents", module + "/internal/schema", module + "/internal/console", module + "/internal/server", "github.com/twmb/franz-go", "net/http"},
-	"internal/group":     {module + "/internal/broker", module + "/internal/kafka", module + "/internal/server", "github.com/twmb/franz-go"},
-	"internal/schema":    {module + "/internal/broker", module + "/internal/kafka", module + "/internal/server", "github.com/twmb/franz-go"},
-	"internal/kafka":     {module + "/internal/cloudevents", module + "/internal/schema", module + "/internal/console", module + "/internal/server"},
-	// The gateway is an adapter beside kafka: onto broker and group only.
-	"internal/cloudevents": {module + "/internal/kafka", module + "/internal/schema", module + "/internal/console", module + "/internal/server"},
-	"stream":               {module + "/internal/"},
-	// The benchmark ceiling shares no code path with what it bounds.
-	"internal/nullbroker": {module + "/internal/"},
+// pkgRule says what one package of the module may import from the module:
+// imports for its code and tests alike, testImports for its tests only.
+// Every package must have one (a new package is added here, so the layer
+// picture in docs/architecture.md and the code cannot drift apart), and
+// every rule must name an existing package.
+type pkgRule struct {
+	imports     []string
+	testImports []string
 }
 
-// allowedSelf lists internal packages a leaf may still import (itself).
-func violates(pkg, imp string, banned []string) bool {
-	for _, b := range banned {
-		if strings.HasSuffix(b, "/") {
-			if strings.HasPrefix(imp, b) && imp != module+"/"+pkg && !strings.HasPrefix(imp, module+"/"+pkg+"/") {
-				return true
-			}
-			continue
-		}
+// allowed is the allow-list, layer by layer from the leaves up (see
+// docs/architecture.md and ../shared/DESIGN.md).
+var allowed = map[string]pkgRule{
+	// Leaves.
+	"internal/vfs":     {},
+	"internal/batch":   {},
+	"internal/metrics": {},
+	"internal/config":  {},
+	// The benchmark ceiling shares no code path with what it bounds.
+	"internal/nullbroker": {},
+	// Storage.
+	"internal/commitlog": {imports: []string{"internal/batch", "internal/vfs"}},
+	// Core. The power-loss suite drives the group coordinator and its
+	// store on the broker, so the tests reach up; the code never does.
+	"internal/broker": {
+		imports:     []string{"internal/batch", "internal/commitlog", "internal/metrics", "internal/vfs"},
+		testImports: []string{"internal/group", "internal/kafka"},
+	},
+	"internal/group": {},
+	// Adapters: onto the core, never past it into storage.
+	"internal/schema": {},
+	"internal/kafka": {
+		imports:     []string{"internal/batch", "internal/broker", "internal/group", "internal/metrics"},
+		testImports: []string{"internal/vfs"},
+	},
+	"internal/cloudevents": {
+		imports:     []string{"internal/batch", "internal/broker", "internal/group"},
+		testImports: []string{"internal/kafka", "internal/vfs"},
+	},
+	// Composition root.
+	"internal/server": {imports: []string{"internal/batch", "internal/broker", "internal/cloudevents", "internal/commitlog",
+		"internal/config", "internal/group", "internal/kafka", "internal/metrics", "internal/schema", "internal/vfs"}},
+	"embedded":              {imports: []string{"internal/config", "internal/server"}},
+	"cmd/weir":              {imports: []string{"embedded", "internal/config", "internal/server"}},
+	"cmd/weir-benchcompare": {imports: []string{"internal/config", "internal/nullbroker", "internal/server"}},
+	// Tests only.
+	"internal/archtest": {},
+	"test/e2e":          {},
+}
+
+// banned lists outside packages a layer must not import: storage and the
+// core know nothing of protocols.
+var banned = map[string][]string{
+	"internal/commitlog": {"net", "net/http", "github.com/twmb/franz-go"},
+	"internal/broker":    {"net/http", "github.com/twmb/franz-go"},
+	"internal/group":     {"github.com/twmb/franz-go"},
+	"internal/schema":    {"github.com/twmb/franz-go"},
+}
+
+// violates reports whether imp is one of the banned prefixes.
+func violates(imp string, bans []string) bool {
+	for _, b := range bans {
 		if imp == b || strings.HasPrefix(imp, b+"/") {
 			return true
 		}
@@ -56,52 +91,67 @@ func repoRoot(t *testing.T) string {
 }
 
 func TestImportDirection(t *testing.T) {
-	cmd := exec.Command("go", "list", "-f", "{{.ImportPath}} {{join .Imports \" \"}}", "./...")
+	cmd := exec.Command("go", "list", "-f",
+		"{{.ImportPath}}|{{join .Imports \" \"}}|{{join .TestImports \" \"}} {{join .XTestImports \" \"}}", "./...")
 	cmd.Dir = repoRoot(t)
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("go list: %v", err)
 	}
-	checked := 0
+	seen := map[string]bool{}
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) == 0 {
+		f := strings.Split(sc.Text(), "|")
+		if len(f) != 3 {
 			continue
 		}
 		rel := strings.TrimPrefix(strings.TrimPrefix(f[0], module), "/")
-		banned, ok := rules[rel]
+		seen[rel] = true
+		rule, ok := allowed[rel]
 		if !ok {
+			t.Errorf("package %s is not in the allow-list; add it to archtest with what it may import", rel)
 			continue
 		}
-		checked++
-		for _, imp := range f[1:] {
-			if violates(rel, imp, banned) {
-				t.Errorf("%s imports %s, which the architecture forbids", rel, imp)
+		check := func(imps string, ok []string, what string) {
+			for _, imp := range strings.Fields(imps) {
+				if violates(imp, banned[rel]) {
+					t.Errorf("%s %s %s, which the architecture forbids", rel, what, imp)
+				}
+				dep, inModule := strings.CutPrefix(imp, module+"/")
+				if !inModule || dep == rel {
+					continue
+				}
+				if !slices.Contains(ok, dep) {
+					t.Errorf("%s %s %s, which its allow-list entry does not name", rel, what, dep)
+				}
 			}
 		}
+		check(f[1], rule.imports, "imports")
+		check(f[2], append(slices.Clone(rule.imports), rule.testImports...), "tests import")
 	}
-	if checked < 3 {
-		t.Fatalf("only %d packages checked; go list output looks wrong", checked)
+	if len(seen) < 10 {
+		t.Fatalf("only %d packages listed; go list output looks wrong", len(seen))
+	}
+	for pkg := range allowed {
+		if !seen[pkg] {
+			t.Errorf("the allow-list has a rule for %s, which does not exist", pkg)
+		}
 	}
 }
 
 func TestViolatesDetects(t *testing.T) {
-	if !violates("internal/commitlog", module+"/internal/broker", rules["internal/commitlog"]) {
-		t.Fatal("commitlog → broker not detected")
-	}
-	if !violates("internal/vfs", module+"/internal/batch", rules["internal/vfs"]) {
-		t.Fatal("vfs → batch not detected")
-	}
-	if violates("internal/commitlog", module+"/internal/vfs", rules["internal/commitlog"]) {
-		t.Fatal("commitlog → vfs wrongly flagged")
-	}
-	if !violates("internal/broker", "github.com/twmb/franz-go/pkg/kmsg", rules["internal/broker"]) {
+	if !violates("github.com/twmb/franz-go/pkg/kmsg", banned["internal/broker"]) {
 		t.Fatal("broker → kmsg not detected")
+	}
+	if violates("network", banned["internal/commitlog"]) {
+		t.Fatal("a name sharing a prefix with net wrongly flagged")
+	}
+	if slices.Contains(allowed["internal/kafka"].imports, "internal/commitlog") {
+		t.Fatal("kafka may not reach past broker into commitlog")
 	}
 }
 
-// TestFileSizeBudget keeps files of one concept each: none past 1,500 lines.
+// TestFileSizeBudget keeps files of one concept each: none past 800 lines.
 func TestFileSizeBudget(t *testing.T) {
 	root := repoRoot(t)
 	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
@@ -118,8 +168,8 @@ func TestFileSizeBudget(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if n := bytes.Count(b, []byte("\n")); n > 1500 {
-			t.Errorf("%s has %d lines; split it (budget 1,500)", p, n)
+		if n := bytes.Count(b, []byte("\n")); n > 800 {
+			t.Errorf("%s has %d lines; split it (budget 800)", p, n)
 		}
 		return nil
 	})

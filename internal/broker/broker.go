@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/weirhq/weir/internal/commitlog"
+	"github.com/weirhq/weir/internal/metrics"
 	"github.com/weirhq/weir/internal/vfs"
 )
 
@@ -51,6 +52,9 @@ type Options struct {
 	// LogMetrics is handed to every partition log (fsync observations);
 	// nil records none.
 	LogMetrics *commitlog.Metrics
+	// Metrics receives the per-topic traffic counters; nil records into
+	// unregistered metrics.
+	Metrics *metrics.Registry
 }
 
 func (o *Options) fill() error {
@@ -98,6 +102,10 @@ type Broker struct {
 	pids      *producerIDs
 	clusterID string
 
+	hooks    gateHooks
+	traffic  *trafficMetrics
+	internal map[string]*InternalLog // guarded by mu
+
 	stop chan struct{}
 	done chan struct{}
 }
@@ -117,6 +125,10 @@ type Topic struct {
 	// compression caches the effective compression.type: the codec
 	// batches are stored in, or -1 for "producer" (as produced).
 	compression atomic.Int32
+
+	// metrics counts the topic's traffic; nil for the unregistered
+	// topic of a validate-only create.
+	metrics *topicMetrics
 }
 
 // setConfigs replaces a topic's explicit configs and refreshes the values
@@ -162,7 +174,8 @@ func Open(opts Options) (*Broker, error) {
 	if err := opts.fill(); err != nil {
 		return nil, err
 	}
-	b := &Broker{opts: opts, topics: map[string]*Topic{}, stop: make(chan struct{}), done: make(chan struct{})}
+	b := &Broker{opts: opts, topics: map[string]*Topic{}, stop: make(chan struct{}), done: make(chan struct{}),
+		traffic: newTrafficMetrics(opts.Metrics), internal: map[string]*InternalLog{}}
 	for _, d := range []string{opts.Dir, b.topicsDir(), b.logsDir()} {
 		if err := vfs.MkdirAllDurable(opts.FS, d, 0o755); err != nil {
 			return nil, fmt.Errorf("broker: create %s: %w", d, err)
@@ -214,7 +227,7 @@ func (b *Broker) load() error {
 		if err != nil || m.Partitions < 1 {
 			return fmt.Errorf("broker: topic metadata %s is damaged", n)
 		}
-		t := &Topic{Name: m.Name, ID: id}
+		t := &Topic{Name: m.Name, ID: id, metrics: b.traffic.topic(m.Name)}
 		b.setConfigs(t, m.Configs)
 		b.topics[m.Name] = t
 		ids[m.ID] = true
@@ -436,7 +449,8 @@ func (b *Broker) Partition(topic string, p int32) (*Partition, error) {
 func (b *Broker) AutoCreate() bool { return b.opts.AutoCreateTopics }
 
 // EnsureTopic returns the topic, creating it with the default partition
-// count when auto-creation is on.
+// count when auto-creation is on. A topic it creates passes the same rules
+// as one a client creates explicitly (CreateTopic).
 func (b *Broker) EnsureTopic(name string) (*Topic, error) {
 	t, err := b.Topic(name)
 	if err == nil || !b.opts.AutoCreateTopics || !errors.Is(err, ErrUnknownTopicOrPartition) {

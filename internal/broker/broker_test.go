@@ -71,7 +71,7 @@ func TestTopicLifecycleSurvivesReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	p, _ := b.Partition("orders", 4)
-	if _, err := p.Append(mkBatch(t, 3, batch.BuildOptions{})); err != nil {
+	if _, err := p.Produce(mkBatch(t, 3, batch.BuildOptions{})); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.Close(); err != nil {
@@ -144,7 +144,7 @@ func TestConfigs(t *testing.T) {
 		t.Fatalf("after incremental: %v", c)
 	}
 	p, _ := b.Partition("t", 0)
-	if _, err := p.Append(mkBatch(t, 10, batch.BuildOptions{})); !errors.Is(err, ErrRecordTooLarge) {
+	if _, err := p.Produce(mkBatch(t, 10, batch.BuildOptions{})); !errors.Is(err, ErrRecordTooLarge) {
 		t.Fatalf("append over max.message.bytes: %v", err)
 	}
 	if err := b.AlterConfigs("t", map[string]string{"retention.bytes": "1000"}, false); err != nil {
@@ -167,7 +167,7 @@ func TestIdempotentProducer(t *testing.T) {
 	}
 	p, _ := b.Partition("t", 0)
 	prod := func(seq int32, n int) (Appended, error) {
-		return p.Append(mkBatch(t, n, batch.BuildOptions{HasProducer: true, ProducerID: pid, ProducerEpoch: epoch, BaseSequence: seq}))
+		return p.Produce(mkBatch(t, n, batch.BuildOptions{HasProducer: true, ProducerID: pid, ProducerEpoch: epoch, BaseSequence: seq}))
 	}
 	a1, err := prod(0, 3)
 	if err != nil || a1.BaseOffset != 0 {
@@ -195,21 +195,21 @@ func TestIdempotentProducer(t *testing.T) {
 	b2 := openMem(t, fs.CrashStrict())
 	defer b2.Close()
 	p2, _ := b2.Partition("t", 0)
-	d2, err := p2.Append(mkBatch(t, 2, batch.BuildOptions{HasProducer: true, ProducerID: pid, ProducerEpoch: epoch, BaseSequence: 3}))
+	d2, err := p2.Produce(mkBatch(t, 2, batch.BuildOptions{HasProducer: true, ProducerID: pid, ProducerEpoch: epoch, BaseSequence: 3}))
 	if err != nil || !d2.Duplicate || d2.BaseOffset != 3 {
 		t.Fatalf("retry after restart: %+v %v", d2, err)
 	}
-	a3, err := p2.Append(mkBatch(t, 1, batch.BuildOptions{HasProducer: true, ProducerID: pid, ProducerEpoch: epoch, BaseSequence: 5}))
+	a3, err := p2.Produce(mkBatch(t, 1, batch.BuildOptions{HasProducer: true, ProducerID: pid, ProducerEpoch: epoch, BaseSequence: 5}))
 	if err != nil || a3.BaseOffset != 5 {
 		t.Fatalf("next after restart: %+v %v", a3, err)
 	}
-	if _, err := p2.Append(mkBatch(t, 1, batch.BuildOptions{HasProducer: true, ProducerID: pid, ProducerEpoch: epoch + 1, BaseSequence: 4})); !errors.Is(err, ErrOutOfOrderSequence) {
+	if _, err := p2.Produce(mkBatch(t, 1, batch.BuildOptions{HasProducer: true, ProducerID: pid, ProducerEpoch: epoch + 1, BaseSequence: 4})); !errors.Is(err, ErrOutOfOrderSequence) {
 		t.Fatalf("new epoch not at 0: %v", err)
 	}
-	if _, err := p2.Append(mkBatch(t, 1, batch.BuildOptions{HasProducer: true, ProducerID: pid, ProducerEpoch: epoch + 1, BaseSequence: 0})); err != nil {
+	if _, err := p2.Produce(mkBatch(t, 1, batch.BuildOptions{HasProducer: true, ProducerID: pid, ProducerEpoch: epoch + 1, BaseSequence: 0})); err != nil {
 		t.Fatalf("new epoch at 0: %v", err)
 	}
-	if _, err := p2.Append(mkBatch(t, 1, batch.BuildOptions{HasProducer: true, ProducerID: pid, ProducerEpoch: epoch, BaseSequence: 6})); !errors.Is(err, ErrInvalidProducerEpoch) {
+	if _, err := p2.Produce(mkBatch(t, 1, batch.BuildOptions{HasProducer: true, ProducerID: pid, ProducerEpoch: epoch, BaseSequence: 6})); !errors.Is(err, ErrInvalidProducerEpoch) {
 		t.Fatalf("fenced epoch: %v", err)
 	}
 	// Producer ids are never handed out twice across restarts.
@@ -229,14 +229,14 @@ func TestAppendRejectsBadBatches(t *testing.T) {
 	good := mkBatch(t, 2, batch.BuildOptions{})
 	bad := append([]byte(nil), good...)
 	bad[len(bad)-1] ^= 0xff
-	if _, err := p.Append(bad); !errors.Is(err, ErrCorruptMessage) {
+	if _, err := p.Produce(bad); !errors.Is(err, ErrCorruptMessage) {
 		t.Fatalf("bad crc: %v", err)
 	}
-	if _, err := p.Append(good[:30]); !errors.Is(err, ErrCorruptMessage) {
+	if _, err := p.Produce(good[:30]); !errors.Is(err, ErrCorruptMessage) {
 		t.Fatalf("truncated: %v", err)
 	}
 	ctl := mkBatch(t, 1, batch.BuildOptions{HasProducer: true, ProducerID: 1, Control: true, Transactional: true, BaseSequence: -1})
-	if _, err := p.Append(ctl); !errors.Is(err, ErrInvalidRecord) {
+	if _, err := p.Produce(ctl); !errors.Is(err, ErrInvalidRecord) {
 		t.Fatalf("control batch: %v", err)
 	}
 	if p.log.EndOffset() != 0 {
@@ -252,7 +252,7 @@ func TestListOffsetsAndDeleteRecords(t *testing.T) {
 	}
 	p, _ := b.Partition("t", 0)
 	for i, ts := range []int64{1000, 3000, 2000} {
-		a, err := p.Append(mkBatch(t, 1, batch.BuildOptions{BaseTimestamp: ts}))
+		a, err := p.Produce(mkBatch(t, 1, batch.BuildOptions{BaseTimestamp: ts}))
 		if err != nil || a.BaseOffset != int64(i) {
 			t.Fatal(a, err)
 		}

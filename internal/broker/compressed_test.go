@@ -33,7 +33,7 @@ func TestAppendChecksCompressedRecords(t *testing.T) {
 
 	for _, c := range []batch.Codec{batch.CodecGzip, batch.CodecSnappy, batch.CodecLZ4, batch.CodecZstd} {
 		good := mkBatch(t, 5, batch.BuildOptions{Codec: c})
-		if _, err := p.Append(good); err != nil {
+		if _, err := p.Produce(good); err != nil {
 			t.Fatalf("%s: intact batch refused: %v", c, err)
 		}
 	}
@@ -47,7 +47,7 @@ func TestAppendChecksCompressedRecords(t *testing.T) {
 	if _, err := batch.Verify(miscounted); err != nil {
 		t.Fatalf("the edited header should pass the header checks: %v", err)
 	}
-	if _, err := p.Append(miscounted); !errors.Is(err, ErrCorruptMessage) {
+	if _, err := p.Produce(miscounted); !errors.Is(err, ErrCorruptMessage) {
 		t.Fatalf("record count not matching the compressed records: %v, want ErrCorruptMessage", err)
 	}
 
@@ -55,7 +55,7 @@ func TestAppendChecksCompressedRecords(t *testing.T) {
 	garbage := mkBatch(t, 5, batch.BuildOptions{Codec: batch.CodecGzip})
 	copy(garbage[batch.HeaderSize:], bytes.Repeat([]byte{0x5a}, len(garbage)-batch.HeaderSize))
 	recrc(garbage)
-	if _, err := p.Append(garbage); !errors.Is(err, ErrCorruptMessage) {
+	if _, err := p.Produce(garbage); !errors.Is(err, ErrCorruptMessage) {
 		t.Fatalf("undecodable payload: %v, want ErrCorruptMessage", err)
 	}
 
@@ -68,7 +68,7 @@ func TestAppendChecksCompressedRecords(t *testing.T) {
 	if len(bomb) > 1<<20 {
 		t.Fatalf("bomb is %d bytes, not small", len(bomb))
 	}
-	if _, err := p.Append(bomb); !errors.Is(err, ErrRecordTooLarge) {
+	if _, err := p.Produce(bomb); !errors.Is(err, ErrRecordTooLarge) {
 		t.Fatalf("compression bomb: %v, want ErrRecordTooLarge", err)
 	}
 
@@ -139,13 +139,13 @@ func TestCompressionType(t *testing.T) {
 		{Codec: batch.CodecLZ4, BaseTimestamp: 4000, HasProducer: true, ProducerID: 7, ProducerEpoch: 1, BaseSequence: 0},
 	}
 	for _, o := range in {
-		if _, err := p.Append(mkBatch(t, 4, o)); err != nil {
+		if _, err := p.Produce(mkBatch(t, 4, o)); err != nil {
 			t.Fatalf("append %s: %v", o.Codec, err)
 		}
 	}
 	// The idempotent batch again: a duplicate, recognised after re-encoding.
 	retry := mkBatch(t, 4, in[3])
-	a, err := p.Append(retry)
+	a, err := p.Produce(retry)
 	if err != nil || !a.Duplicate || a.BaseOffset != 12 {
 		t.Fatalf("retry of the idempotent batch: %+v, %v; want the duplicate at 12", a, err)
 	}
@@ -171,20 +171,20 @@ func TestCompressionType(t *testing.T) {
 	binary.BigEndian.PutUint32(bad[23:], 3)
 	binary.BigEndian.PutUint32(bad[57:], 4)
 	recrc(bad)
-	if _, err := p.Append(bad); !errors.Is(err, ErrCorruptMessage) {
+	if _, err := p.Produce(bad); !errors.Is(err, ErrCorruptMessage) {
 		t.Fatalf("miscounted batch under compression.type=zstd: %v, want ErrCorruptMessage", err)
 	}
 
 	if err := b.AlterConfigs("z", map[string]string{"compression.type": "uncompressed"}, false); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.Append(mkBatch(t, 4, batch.BuildOptions{Codec: batch.CodecSnappy, BaseTimestamp: 5000})); err != nil {
+	if _, err := p.Produce(mkBatch(t, 4, batch.BuildOptions{Codec: batch.CodecSnappy, BaseTimestamp: 5000})); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.AlterConfigs("z", map[string]string{"compression.type": "producer"}, false); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.Append(mkBatch(t, 4, batch.BuildOptions{Codec: batch.CodecGzip, BaseTimestamp: 6000})); err != nil {
+	if _, err := p.Produce(mkBatch(t, 4, batch.BuildOptions{Codec: batch.CodecGzip, BaseTimestamp: 6000})); err != nil {
 		t.Fatal(err)
 	}
 	got = storedBatches(t, p)

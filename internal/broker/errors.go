@@ -25,8 +25,18 @@ var (
 	ErrInvalidRequest          = errors.New("broker: invalid request")
 	ErrUnsupportedCompression  = errors.New("broker: unsupported compression type")
 	ErrClosed                  = errors.New("broker: closed")
+	// ErrReservedTopic marks a client operation refused because the topic
+	// is one of the node's internal topics; it is joined with the
+	// sentinel the operation's protocol answers with (ErrInvalidTopic for
+	// writes, ErrPolicyViolation for creation and configs).
+	ErrReservedTopic = errors.New("broker: reserved topic")
 
-	// ErrOffsetOutOfRange and ErrStorage are the log's own.
-	ErrOffsetOutOfRange = commitlog.ErrOffsetOutOfRange
-	ErrStorage          = commitlog.ErrStorage
+	// The log's own errors, re-exported so adapters classify them
+	// without reaching past the broker into the storage layer.
+	ErrOffsetOutOfRange   = commitlog.ErrOffsetOutOfRange
+	ErrStorage            = commitlog.ErrStorage
+	ErrRecordListTooLarge = commitlog.ErrTooLarge
+	ErrInvalidBatch       = commitlog.ErrInvalidBatch
+	ErrLogCorrupt         = commitlog.ErrCorrupt
+	ErrLogClosed          = commitlog.ErrClosed
 )

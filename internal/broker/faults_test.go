@@ -61,7 +61,7 @@ func faultBatch(t *testing.T, tag string, n int) []byte {
 
 // produceDurable appends and waits as an acks=all produce does.
 func produceDurable(p *Partition, records []byte) (Appended, error) {
-	a, err := p.Append(records)
+	a, err := p.Produce(records)
 	if err != nil {
 		return a, err
 	}
@@ -160,7 +160,7 @@ func TestFsyncEIO(t *testing.T) {
 	}
 	// Later fsyncs would succeed (FailOnce), but nothing is trusted again.
 	for i := 0; i < 3; i++ {
-		if _, err := p0.Append(faultBatch(t, "refused", 1)); !errors.Is(err, ErrStorage) {
+		if _, err := p0.Produce(faultBatch(t, "refused", 1)); !errors.Is(err, ErrStorage) {
 			t.Fatalf("append %d after a failed fsync: %v, want ErrStorage", i, err)
 		}
 	}

@@ -54,6 +54,8 @@ type Appended struct {
 	// Duplicate is true when an idempotent producer retried a batch that
 	// was already written: the offsets are the original ones.
 	Duplicate bool
+
+	bytes int // record batch bytes written, for the gate's counters
 }
 
 // maxDecompressedBatch bounds the decompressed size of one produced batch
@@ -62,13 +64,15 @@ type Appended struct {
 // compression bomb cannot make the broker allocate without bound.
 const maxDecompressedBatch = 64 << 20
 
-// Append writes the record batches of one produce request partition.
-// records is modified in place and not retained. The append is not yet
-// durable: acks=all callers then call WaitDurable(ctx, a.LastOffset+1).
-// Compressed batches are decompressed and their records checked; batches
-// not in the topic's compression.type (unless "producer") are re-encoded
-// in it, and max.message.bytes applies to the result, as in Kafka.
-func (p *Partition) Append(records []byte) (Appended, error) {
+// appendBatches writes the record batches of one write; only the gate
+// (gate.go) calls it. records is modified in place and not retained. The
+// append is not yet durable: acks=all callers then call WaitDurable(ctx,
+// a.LastOffset+1). Compressed batches are decompressed and their records
+// checked; batches not in the topic's compression.type (unless
+// "producer") are re-encoded in it, and max.message.bytes applies to the
+// result, as in Kafka. check, if set, runs on the checked batches before
+// they are written (the gate's record validator).
+func (p *Partition) appendBatches(records []byte, check func([]byte) error) (Appended, error) {
 	maxBytes := int(p.topic.maxMessageBytes.Load())
 	recompressed := false
 	if want := p.topic.compression.Load(); want >= 0 {
@@ -122,6 +126,12 @@ func (p *Partition) Append(records []byte) (Appended, error) {
 		}
 	}
 
+	if check != nil {
+		if err := check(records); err != nil {
+			return Appended{}, err
+		}
+	}
+
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if pid >= 0 && len(hdrs) == 1 {
@@ -146,7 +156,8 @@ func (p *Partition) Append(records []byte) (Appended, error) {
 		h.BaseOffset = res.BaseOffset
 		p.recordProducer(h)
 	}
-	return Appended{BaseOffset: res.BaseOffset, LastOffset: res.LastOffset, LogAppendTime: res.AppendTimeMs, LogStartOffset: res.LogStartOffset}, nil
+	return Appended{BaseOffset: res.BaseOffset, LastOffset: res.LastOffset, LogAppendTime: res.AppendTimeMs,
+		LogStartOffset: res.LogStartOffset, bytes: len(records)}, nil
 }
 
 // IsDurable reports, without waiting, whether WaitDurable(ctx, next)
@@ -161,14 +172,21 @@ func (p *Partition) WaitDurable(ctx context.Context, next int64) error {
 
 // Read returns whole batches from the one holding offset, up to maxBytes
 // (at least one batch), never past the high watermark.
+// Reads through Read and ReadBuf are consumers' (any protocol) and are
+// counted in the topic's records and bytes out; internal logs replay with
+// the log's own reads.
 func (p *Partition) Read(offset int64, maxBytes int) ([]byte, error) {
-	return p.log.Read(offset, maxBytes)
+	data, err := p.log.Read(offset, maxBytes)
+	p.topic.metrics.out(data)
+	return data, err
 }
 
 // ReadBuf is Read into a buffer from alloc(n), which returns an empty
 // slice of capacity at least n; the fetch path recycles its buffers so.
 func (p *Partition) ReadBuf(offset int64, maxBytes int, alloc func(n int) []byte) ([]byte, error) {
-	return p.log.ReadBuf(offset, maxBytes, alloc)
+	data, err := p.log.ReadBuf(offset, maxBytes, alloc)
+	p.topic.metrics.out(data)
+	return data, err
 }
 
 // Special ListOffsets timestamps, as Kafka defines them.
@@ -213,6 +231,9 @@ func (p *Partition) ListOffset(ts int64) (offset, timestamp int64, err error) {
 // DeleteRecords advances the log start offset (-1 = high watermark) and
 // returns the new low watermark.
 func (p *Partition) DeleteRecords(before int64) (int64, error) {
+	if IsReservedTopic(p.topic.Name) {
+		return -1, errReserved(ErrInvalidTopic, p.topic.Name, "delete records of")
+	}
 	return p.log.DeleteRecordsBefore(before)
 }
 

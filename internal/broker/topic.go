@@ -34,9 +34,18 @@ func validateConfigs(configs map[string]string) error {
 	return nil
 }
 
-// CreateTopic creates a topic with partitions partitions (-1 = default)
-// and explicit configs. With validateOnly it only checks the request.
+// CreateTopic creates a topic for a client with partitions partitions (-1
+// = default) and explicit configs. With validateOnly it only checks the
+// request. Reserved names are refused and the installed TopicPolicy
+// applies; internal topics are created by their InternalLog.
 func (b *Broker) CreateTopic(name string, partitions int32, configs map[string]string, validateOnly bool) (*Topic, error) {
+	if err := b.checkCreate(name, configs); err != nil {
+		return nil, err
+	}
+	return b.createTopic(name, partitions, configs, validateOnly)
+}
+
+func (b *Broker) createTopic(name string, partitions int32, configs map[string]string, validateOnly bool) (*Topic, error) {
 	if err := ValidateTopicName(name); err != nil {
 		return nil, err
 	}
@@ -64,7 +73,7 @@ func (b *Broker) CreateTopic(name string, partitions int32, configs map[string]s
 	if err != nil {
 		return nil, fmt.Errorf("broker: topic id: %w", err)
 	}
-	t := &Topic{Name: name, ID: id}
+	t := &Topic{Name: name, ID: id, metrics: b.traffic.topic(name)}
 	own := make(map[string]string, len(configs))
 	for k, v := range configs {
 		own[k] = v
@@ -107,6 +116,9 @@ func (b *Broker) DeleteTopic(name string) error {
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrUnknownTopicOrPartition, name)
 	}
+	if IsReservedTopic(name) {
+		return errReserved(ErrInvalidRequest, name, "delete")
+	}
 	if err := b.opts.FS.Remove(b.metaPath(name)); err != nil {
 		return fmt.Errorf("%w: remove topic metadata: %w", ErrStorage, err)
 	}
@@ -114,6 +126,7 @@ func (b *Broker) DeleteTopic(name string) error {
 		return fmt.Errorf("%w: sync topics dir: %w", ErrStorage, err)
 	}
 	delete(b.topics, name)
+	b.traffic.forget(name)
 	for _, p := range t.Partitions() {
 		_ = p.log.Close()
 	}
@@ -135,6 +148,9 @@ func (b *Broker) CreatePartitions(name string, total int32, validateOnly bool) e
 	t, ok := b.topics[name]
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrUnknownTopicOrPartition, name)
+	}
+	if IsReservedTopic(name) {
+		return errReserved(ErrInvalidRequest, name, "add partitions to")
 	}
 	cur := int32(len(t.Partitions()))
 	if total <= cur {
@@ -252,6 +268,14 @@ func (b *Broker) updateConfigs(name string, validateOnly bool, edit func(map[str
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrUnknownTopicOrPartition, name)
 	}
+	if IsReservedTopic(name) {
+		return errReserved(ErrPolicyViolation, name, "reconfigure")
+	}
+	return b.setTopicConfigs(t, validateOnly, edit)
+}
+
+// setTopicConfigs persists and applies edited configs; b.mu is held.
+func (b *Broker) setTopicConfigs(t *Topic, validateOnly bool, edit func(map[string]string) (map[string]string, error)) error {
 	next, err := edit(t.Configs())
 	if err != nil {
 		return err

@@ -468,7 +468,7 @@ func (r *runner) deadLetter(ev event.Event, res attemptResult, attempts int) boo
 	dl.SetExtension(ExtDeadLetterAttempts, int32(attempts))
 	dl.SetExtension(ExtDeadLetterSink, r.sub.Sink)
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
-		t, err := r.g.b.EnsureTopic(dlt)
+		t, err := r.g.writeTopic(dlt)
 		if err == nil {
 			_, err = r.g.publish(r.ctx, t, []event.Event{dl}, false)
 		}

@@ -27,6 +27,7 @@ const (
 	codeUnavailable      = "storage_unavailable"
 	codeConflict         = "conflict"
 	codeForbidden        = "forbidden"
+	codeInvalidRecord    = "invalid_record"
 	codeInternal         = "internal"
 )
 
@@ -43,9 +44,19 @@ type apiError struct {
 	Attribute string `json:"attribute,omitempty"`
 	// Index is the position of the offending event in a batch.
 	Index *int `json:"event,omitempty"`
+	// Records lists every event the broker's write gate refused, with
+	// why (schema validation), when it refused individual events.
+	Records []recordProblem `json:"records,omitempty"`
 
 	retryAfter time.Duration
 	allow      string
+}
+
+// recordProblem is one refused event of a write: its position in the
+// request and the gate's reason.
+type recordProblem struct {
+	Event   int    `json:"event"`
+	Message string `json:"message"`
 }
 
 func (e *apiError) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message) }
@@ -85,10 +96,14 @@ func toAPIError(err error) *apiError {
 		out = &apiError{Status: http.StatusBadRequest, Code: codeInvalidEvent, Message: err.Error(), Attribute: inv.Attribute}
 	} else {
 		switch {
+		case errors.Is(err, broker.ErrReservedTopic), errors.Is(err, broker.ErrPolicyViolation):
+			out = &apiError{Status: http.StatusForbidden, Code: codeForbidden, Message: err.Error()}
 		case errors.Is(err, broker.ErrUnknownTopicOrPartition):
 			out = &apiError{Status: http.StatusNotFound, Code: codeUnknownTopic, Message: err.Error()}
 		case errors.Is(err, broker.ErrInvalidTopic):
 			out = &apiError{Status: http.StatusBadRequest, Code: codeInvalidTopic, Message: err.Error()}
+		case errors.Is(err, broker.ErrInvalidRecord):
+			out = &apiError{Status: http.StatusUnprocessableEntity, Code: codeInvalidRecord, Message: err.Error()}
 		case errors.Is(err, broker.ErrRecordTooLarge):
 			out = &apiError{Status: http.StatusRequestEntityTooLarge, Code: codeTooLarge, Message: err.Error()}
 		case errors.Is(err, group.ErrIllegalGeneration), errors.Is(err, group.ErrUnknownMemberID),

@@ -35,9 +35,6 @@ type Options struct {
 	Store Store
 	// Logger; default slog.Default().
 	Logger *slog.Logger
-	// TopicPolicy vets a topic before the gateway creates it on first
-	// use, as topics Kafka clients create are vetted; nil allows all.
-	TopicPolicy func(name string, configs map[string]string) error
 
 	// MaxEventBytes bounds one event (data plus attributes); default 1 MiB.
 	MaxEventBytes int
@@ -255,31 +252,35 @@ func (g *Gateway) serveEvents(w http.ResponseWriter, r *http.Request, topic stri
 	}
 }
 
-// topic resolves a topic named in a path, creating it when auto-creation
-// is on.
-func (g *Gateway) topic(name string) (*broker.Topic, error) {
+// readTopic resolves a topic a request reads (pull, SSE, commit,
+// subscriptions): reads never create topics, so an unknown one is 404, as
+// the CLI answers. The node's internal topics are not served over HTTP.
+func (g *Gateway) readTopic(name string) (*broker.Topic, error) {
 	if err := broker.ValidateTopicName(name); err != nil {
 		return nil, err
 	}
-	if strings.HasPrefix(name, "__") {
+	if broker.IsReservedTopic(name) {
 		return nil, &apiError{Status: http.StatusForbidden, Code: codeForbidden,
 			Message: fmt.Sprintf("topic %q is internal", name)}
 	}
 	t, err := g.b.Topic(name)
-	if err == nil || !errors.Is(err, broker.ErrUnknownTopicOrPartition) {
-		return t, err
+	if errors.Is(err, broker.ErrUnknownTopicOrPartition) {
+		return nil, &apiError{Status: http.StatusNotFound, Code: codeUnknownTopic,
+			Message: fmt.Sprintf("topic %q does not exist", name)}
 	}
-	if !g.b.AutoCreate() {
+	return t, err
+}
+
+// writeTopic resolves a topic events are written to, creating it when the
+// node auto-creates topics (the broker applies its naming, reserved-name
+// and topic policies, as for Kafka clients).
+func (g *Gateway) writeTopic(name string) (*broker.Topic, error) {
+	t, err := g.b.TopicForWrite(name)
+	if errors.Is(err, broker.ErrUnknownTopicOrPartition) {
 		return nil, &apiError{Status: http.StatusNotFound, Code: codeUnknownTopic,
 			Message: fmt.Sprintf("topic %q does not exist and auto-creation is off", name)}
 	}
-	if g.opts.TopicPolicy != nil {
-		if err := g.opts.TopicPolicy(name, nil); err != nil {
-			return nil, &apiError{Status: http.StatusForbidden, Code: codeForbidden,
-				Message: fmt.Sprintf("creating topic %q: %v", name, err)}
-		}
-	}
-	return g.b.EnsureTopic(name)
+	return t, err
 }
 
 // acquireStream takes a long-lived request slot; false means 429.

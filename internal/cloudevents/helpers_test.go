@@ -81,7 +81,7 @@ func (e *env) start() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	groups, err := group.NewService(group.ServiceOptions{Store: store, Config: group.Config{InitialRebalanceDelay: -1},
+	groups, err := group.NewService(group.ServiceOptions{Store: store, Config: group.Config{},
 		Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
@@ -305,9 +305,18 @@ func (s *sink) ids() []string {
 	return out
 }
 
-// createSub creates a subscription and fails the test unless it is 201.
+// createSub creates a subscription, and its topic first if missing
+// (subscriptions never create the topic they read), and fails the test
+// unless it is 201.
 func (e *env) createSub(body string) SubscriptionView {
 	e.t.Helper()
+	var sub struct {
+		Topic string `json:"topic"`
+	}
+	if err := json.Unmarshal([]byte(body), &sub); err != nil {
+		e.t.Fatal(err)
+	}
+	e.ensureTopic(sub.Topic)
 	r := e.do(http.MethodPost, "/subscriptions", []byte(body), "Content-Type: application/json")
 	if r.status != http.StatusCreated {
 		e.t.Fatalf("create subscription: %d %s", r.status, r.body)
@@ -315,6 +324,17 @@ func (e *env) createSub(body string) SubscriptionView {
 	var v SubscriptionView
 	r.json(e.t, &v)
 	return v
+}
+
+// ensureTopic creates topic (one partition) unless it exists.
+func (e *env) ensureTopic(topic string) {
+	e.t.Helper()
+	if _, err := e.b.Topic(topic); err == nil {
+		return
+	}
+	if _, err := e.b.CreateTopic(topic, 1, nil, false); err != nil {
+		e.t.Fatal(err)
+	}
 }
 
 func (e *env) getSub(name string) SubscriptionView {

@@ -111,7 +111,7 @@ func (g *Gateway) serveIngest(w http.ResponseWriter, r *http.Request, topic stri
 			return
 		}
 	}
-	t, err := g.topic(topic)
+	t, err := g.writeTopic(topic)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -272,13 +272,11 @@ func (g *Gateway) write(ctx context.Context, t *broker.Topic, todo []pending, ou
 		if err != nil {
 			return err
 		}
-		a, err := parts[pi].Append(raw)
+		pr, err := g.b.Produce(broker.Write{Topic: t.Name, Partition: pi, Records: raw})
 		if err != nil {
-			if errors.Is(err, broker.ErrRecordTooLarge) {
-				return err
-			}
-			return unavailable(err)
+			return writeRefused(err, ps)
 		}
+		a := pr.Appended
 		for j, p := range ps {
 			out[p.index].Partition, out[p.index].Offset = pi, a.BaseOffset+int64(j)
 		}
@@ -297,6 +295,38 @@ func (g *Gateway) write(ctx context.Context, t *broker.Topic, todo []pending, ou
 		}
 	}
 	return nil
+}
+
+// writeRefused translates a refused write of the events ps into the HTTP
+// answer: records the gate refused (schema validation) answer 422 naming
+// each event and why; other refusals keep their class (413, 403, 404);
+// anything else is the storage's, 503.
+func writeRefused(err error, ps []pending) error {
+	var re *broker.RecordErrors
+	if errors.As(err, &re) && len(re.Records) > 0 {
+		ae := &apiError{Status: http.StatusUnprocessableEntity, Code: codeInvalidRecord}
+		for _, r := range re.Records {
+			i := int(r.Index)
+			if i >= 0 && i < len(ps) {
+				i = ps[i].index
+			}
+			ae.Records = append(ae.Records, recordProblem{Event: i, Message: r.Message})
+		}
+		first := ae.Records[0]
+		ae.Index = &first.Event
+		ae.Message = fmt.Sprintf("event %d refused by topic %s's schema validation: %s", first.Event, re.Topic, first.Message)
+		if re.Total > 1 {
+			ae.Message += fmt.Sprintf(" (and %d more events)", re.Total-1)
+		}
+		return ae
+	}
+	switch {
+	case errors.Is(err, broker.ErrRecordTooLarge), errors.Is(err, broker.ErrInvalidRecord),
+		errors.Is(err, broker.ErrReservedTopic), errors.Is(err, broker.ErrPolicyViolation),
+		errors.Is(err, broker.ErrUnknownTopicOrPartition), errors.Is(err, broker.ErrInvalidTopic):
+		return err
+	}
+	return unavailable(err)
 }
 
 // buildBatches encodes one partition's records as record batches, starting

@@ -325,7 +325,7 @@ func (g *Gateway) servePull(w http.ResponseWriter, r *http.Request, topic string
 		writeError(w, err)
 		return
 	}
-	t, err := g.topic(topic)
+	t, err := g.readTopic(topic)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -443,7 +443,7 @@ func (g *Gateway) serveCommit(w http.ResponseWriter, r *http.Request, topic stri
 			return
 		}
 	}
-	t, err := g.topic(topic)
+	t, err := g.readTopic(topic)
 	if err != nil {
 		writeError(w, err)
 		return

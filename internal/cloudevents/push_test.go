@@ -284,6 +284,7 @@ func TestSubscriptionCRUD(t *testing.T) {
 	body := func(name, topic string, extra string) []byte {
 		return fmt.Appendf(nil, `{"name":%q,"topic":%q,"sink":%q%s}`, name, topic, sk.srv.URL, extra)
 	}
+	e.ensureTopic("crud")
 	r := e.do(http.MethodPost, "/subscriptions", body("a", "crud", ""))
 	if r.status != 201 || r.header.Get("Location") != "/subscriptions/a" {
 		t.Fatalf("create: %d %s", r.status, r.body)
@@ -380,13 +381,18 @@ func TestSubscriptionStartFromEarliest(t *testing.T) {
 	}
 }
 
-// TestSubscriptionAutoCreateOff: a subscription to a missing topic is 404
-// when topics are not created on use.
-func TestSubscriptionAutoCreateOff(t *testing.T) {
-	e := newEnv(t, withBroker(func(o *broker.Options) { o.AutoCreateTopics = false }))
-	r := e.do(http.MethodPost, "/subscriptions", []byte(`{"name":"n","topic":"missing","sink":"http://127.0.0.1:1/"}`))
-	if r.status != 404 || r.apiErr(t).Code != codeUnknownTopic {
-		t.Fatalf("%d %s", r.status, r.body)
+// TestSubscriptionUnknownTopic: a subscription to a missing topic is 404,
+// whether or not the node auto-creates topics: reading never creates one.
+func TestSubscriptionUnknownTopic(t *testing.T) {
+	for _, auto := range []bool{false, true} {
+		e := newEnv(t, withBroker(func(o *broker.Options) { o.AutoCreateTopics = auto }))
+		r := e.do(http.MethodPost, "/subscriptions", []byte(`{"name":"n","topic":"missing","sink":"http://127.0.0.1:1/"}`))
+		if r.status != 404 || r.apiErr(t).Code != codeUnknownTopic {
+			t.Fatalf("auto-create %v: %d %s", auto, r.status, r.body)
+		}
+		if _, err := e.b.Topic("missing"); err == nil {
+			t.Fatalf("auto-create %v: the subscription created the topic", auto)
+		}
 	}
 }
 

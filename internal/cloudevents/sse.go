@@ -107,7 +107,7 @@ func (g *Gateway) serveSSE(w http.ResponseWriter, r *http.Request, topic string)
 		writeError(w, err)
 		return
 	}
-	t, err := g.topic(topic)
+	t, err := g.readTopic(topic)
 	if err != nil {
 		writeError(w, err)
 		return

@@ -3,12 +3,9 @@ package cloudevents
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
-	"sync"
-	"time"
 
 	"github.com/weirhq/weir/internal/batch"
 	"github.com/weirhq/weir/internal/broker"
@@ -24,7 +21,7 @@ type Store interface {
 
 // SubscriptionsTopic is the internal, compacted topic BrokerStore keeps
 // subscriptions in: key the name, value the stored JSON, null a deletion.
-const SubscriptionsTopic = "__weir_subscriptions"
+const SubscriptionsTopic = broker.SubscriptionsTopic
 
 // storedSubscription is the value of a subscription record.
 type storedSubscription struct {
@@ -34,36 +31,22 @@ type storedSubscription struct {
 
 const storedVersion = 1
 
-// BrokerStore keeps subscriptions in partition 0 of SubscriptionsTopic,
-// which it creates with the first subscription (a node without any lists
-// no extra topic).
+// BrokerStore keeps subscriptions in the broker's internal log of
+// SubscriptionsTopic.
 type BrokerStore struct {
-	b *broker.Broker
+	log *broker.InternalLog
 	// Logger reports records Load skips; default slog.Default().
 	Logger *slog.Logger
-
-	mu sync.Mutex // serialises creating the topic
 }
 
-// OpenBrokerStore returns a store on b.
+// OpenBrokerStore opens (creating it if needed) the subscriptions topic's
+// internal log of b and returns a store on it.
 func OpenBrokerStore(b *broker.Broker) (*BrokerStore, error) {
-	return &BrokerStore{b: b}, nil
-}
-
-// partition returns the store's partition, creating the topic if create.
-func (st *BrokerStore) partition(create bool) (*broker.Partition, error) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if _, err := st.b.Topic(SubscriptionsTopic); err != nil {
-		if !create || !errors.Is(err, broker.ErrUnknownTopicOrPartition) {
-			return nil, err
-		}
-		if _, err := st.b.CreateTopic(SubscriptionsTopic, 1, map[string]string{"cleanup.policy": "compact"}, false); err != nil &&
-			!errors.Is(err, broker.ErrTopicExists) {
-			return nil, fmt.Errorf("cloudevents: create %s: %w", SubscriptionsTopic, err)
-		}
+	l, err := b.OpenInternalLog(SubscriptionsTopic)
+	if err != nil {
+		return nil, err
 	}
-	return st.b.Partition(SubscriptionsTopic, 0)
+	return &BrokerStore{log: l}, nil
 }
 
 // Put stores s durably.
@@ -72,49 +55,26 @@ func (st *BrokerStore) Put(ctx context.Context, s Subscription) error {
 	if err != nil {
 		return err
 	}
-	return st.append(ctx, []byte(s.Name), v)
+	return st.log.AppendWait(ctx, []batch.Record{{Key: []byte(s.Name), Value: v}})
 }
 
 // Delete stores a tombstone for name durably.
 func (st *BrokerStore) Delete(ctx context.Context, name string) error {
-	return st.append(ctx, []byte(name), nil)
-}
-
-func (st *BrokerStore) append(ctx context.Context, key, value []byte) error {
-	p, err := st.partition(true)
-	if err != nil {
-		return err
-	}
-	raw, err := batch.Build(batch.BuildOptions{BaseTimestamp: time.Now().UnixMilli()}, []batch.Record{{Key: key, Value: value}})
-	if err != nil {
-		return err
-	}
-	a, err := p.Append(raw)
-	if err != nil {
-		return err
-	}
-	return p.WaitDurable(ctx, a.LastOffset+1)
+	return st.log.AppendWait(ctx, []batch.Record{{Key: []byte(name)}})
 }
 
 // Load replays the topic; the last record of a name wins.
 func (st *BrokerStore) Load() ([]Subscription, error) {
-	p, err := st.partition(false)
-	if errors.Is(err, broker.ErrUnknownTopicOrPartition) {
-		return nil, nil // no subscription was ever stored
-	}
-	if err != nil {
-		return nil, err
-	}
 	subs := map[string]Subscription{}
 	log := st.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	_, err = readRecords(p, p.LogStartOffset(), p.HighWatermark(), 1<<20, func(off, _ int64, r batch.Record) bool {
+	err := st.log.Replay(func(off int64, r batch.Record) error {
 		name := string(r.Key)
 		if r.Value == nil {
 			delete(subs, name)
-			return true
+			return nil
 		}
 		var v storedSubscription
 		if err := json.Unmarshal(r.Value, &v); err != nil || v.Version != storedVersion || v.Subscription.Name != name {
@@ -122,10 +82,10 @@ func (st *BrokerStore) Load() ([]Subscription, error) {
 			// newer one) must not keep the node from starting.
 			log.Warn("cloudevents: skipping unreadable subscription record", "topic", SubscriptionsTopic,
 				"offset", off, "name", name, "version", v.Version, "err", err)
-			return true
+			return nil
 		}
 		subs[name] = v.Subscription
-		return true
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cloudevents: read %s: %w", SubscriptionsTopic, err)

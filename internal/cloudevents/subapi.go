@@ -257,12 +257,12 @@ func (ss *subscriptions) put(ctx context.Context, sub Subscription, replace bool
 		return SubscriptionView{}, &apiError{Status: http.StatusConflict, Code: codeConflict,
 			Message: fmt.Sprintf("subscription %q reads topic %q; the topic cannot change (delete and recreate it)", sub.Name, old.sub.Topic)}
 	}
-	t, err := g.topic(sub.Topic)
+	t, err := g.readTopic(sub.Topic)
 	if err != nil {
 		return SubscriptionView{}, err
 	}
 	if dlt := sub.Delivery.DeadLetterTopic; dlt != "" {
-		if _, err := g.topic(dlt); err != nil {
+		if _, err := g.writeTopic(dlt); err != nil {
 			return SubscriptionView{}, fmt.Errorf("dead-letter topic: %w", err)
 		}
 	}

@@ -91,11 +91,8 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 			OffsetsRetention:      a.dur("retention", 0),
 			MaxMetadataBytes:      a.int("max-metadata", 0),
 		}
-		switch h.cfg.InitialRebalanceDelay {
-		case -2:
+		if h.cfg.InitialRebalanceDelay == -2 {
 			d.Fatalf(t, "config needs initial-delay")
-		case 0:
-			h.cfg.InitialRebalanceDelay = -1 // Config's zero means the default
 		}
 		h.now, h.ids, h.reqs, h.log = epoch, 0, 0, nil
 		h.m = h.newMachine()

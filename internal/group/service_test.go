@@ -97,7 +97,7 @@ func newTestService(t *testing.T, store Store) *Service {
 	t.Helper()
 	n := 0
 	svc, err := NewService(ServiceOptions{
-		Config: Config{InitialRebalanceDelay: -1},
+		Config: Config{},
 		Store:  store,
 		NewMemberID: func(clientID string) string {
 			n++ // only the loop goroutine calls it

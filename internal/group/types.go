@@ -13,7 +13,9 @@ type Config struct {
 	MaxSessionTimeout time.Duration
 	// InitialRebalanceDelay holds the first rebalance of an empty group
 	// so that members starting together join one generation
-	// (group.initial.rebalance.delay.ms). Default 3s; negative means 0.
+	// (group.initial.rebalance.delay.ms). Zero means no delay, as in
+	// Kafka and Weir's config (whose default, 3s, is set there); negative
+	// is read as zero.
 	InitialRebalanceDelay time.Duration
 	// MaxGroupSize caps members per group (group.max.size); 0 = no cap.
 	MaxGroupSize int
@@ -32,11 +34,7 @@ func (c *Config) fill() {
 	if c.MaxSessionTimeout <= 0 {
 		c.MaxSessionTimeout = 30 * time.Minute
 	}
-	if c.InitialRebalanceDelay == 0 {
-		c.InitialRebalanceDelay = 3 * time.Second
-	} else if c.InitialRebalanceDelay < 0 {
-		c.InitialRebalanceDelay = 0
-	}
+	c.InitialRebalanceDelay = max(c.InitialRebalanceDelay, 0)
 	if c.OffsetsRetention <= 0 {
 		c.OffsetsRetention = 7 * 24 * time.Hour
 	}

@@ -2,7 +2,6 @@ package kafka
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -75,17 +74,14 @@ func (s *Server) handleProduce(c *Conn, r kmsg.Request) Reply {
 				pr.ErrorMessage = &msg
 				pr.ErrorRecords = errorRecords(err)
 			} else {
-				pr.BaseOffset = p.a.BaseOffset
-				pr.LogAppendTime = p.a.LogAppendTime
-				pr.LogStartOffset = p.a.LogStartOffset
-				if !p.a.Duplicate {
-					s.m.produced(rt.Topic, len(rp.Records), p.a.LastOffset-p.a.BaseOffset+1)
-				}
+				pr.BaseOffset = p.BaseOffset
+				pr.LogAppendTime = p.LogAppendTime
+				pr.LogStartOffset = p.LogStartOffset
 			}
 			t.Partitions = append(t.Partitions, pr)
 			if err == nil && req.Acks == -1 {
 				// A duplicate waits too: its original may not be durable yet.
-				waits = append(waits, durableWait{p: p.p, next: p.a.LastOffset + 1, ti: len(resp.Topics), pi: len(t.Partitions) - 1})
+				waits = append(waits, durableWait{p: p.Partition, next: p.LastOffset + 1, ti: len(resp.Topics), pi: len(t.Partitions) - 1})
 			}
 		}
 		resp.Topics = append(resp.Topics, t)
@@ -131,33 +127,17 @@ func (s *Server) handleProduce(c *Conn, r kmsg.Request) Reply {
 	})
 }
 
-type produced struct {
-	p *broker.Partition
-	a broker.Appended
-}
-
-func (s *Server) produceOne(req *kmsg.ProduceRequest, topic string, rp kmsg.ProduceRequestTopicPartition) (produced, error) {
+// produceOne checks what only the protocol knows (message format and
+// codec by request version) and hands the partition's batches to the
+// broker's write gate, which applies every other rule.
+func (s *Server) produceOne(req *kmsg.ProduceRequest, topic string, rp kmsg.ProduceRequestTopicPartition) (broker.Produced, error) {
 	if req.Version < 3 {
-		return produced{}, kerr.UnsupportedForMessageFormat
-	}
-	if s.isInternalTopic(topic) {
-		return produced{}, fmt.Errorf("%w: clients may not produce to the internal topic %s", kerr.InvalidTopicException, topic)
-	}
-	p, err := s.opts.Broker.Partition(topic, rp.Partition)
-	if err != nil {
-		return produced{}, err
+		return broker.Produced{}, kerr.UnsupportedForMessageFormat
 	}
 	if len(rp.Records) >= batch.HeaderSize {
 		if h, err := batch.ParseHeader(rp.Records); err == nil && h.Codec() == batch.CodecZstd && req.Version < 7 {
-			return produced{}, kerr.UnsupportedCompressionType
+			return broker.Produced{}, kerr.UnsupportedCompressionType
 		}
 	}
-	if err := s.checkSchemas(topic, rp.Partition, rp.Records); err != nil {
-		return produced{}, err
-	}
-	a, err := p.Append(rp.Records)
-	if err != nil {
-		return produced{}, err
-	}
-	return produced{p: p, a: a}, nil
+	return s.opts.Broker.Produce(broker.Write{Topic: topic, Partition: rp.Partition, Records: rp.Records})
 }

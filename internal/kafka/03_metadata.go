@@ -57,7 +57,7 @@ func (s *Server) handleMetadata(c *Conn, r kmsg.Request) Reply {
 		default:
 			if err = broker.ValidateTopicName(*rt.Topic); err == nil {
 				if autoCreate {
-					t, err = s.ensureTopic(*rt.Topic)
+					t, err = b.EnsureTopic(*rt.Topic)
 				} else {
 					t, err = b.Topic(*rt.Topic)
 				}
@@ -84,7 +84,7 @@ func (s *Server) metadataTopic(t *broker.Topic, _ error) kmsg.MetadataResponseTo
 	name := t.Name
 	mt.Topic = &name
 	mt.TopicID = t.ID
-	mt.IsInternal = s.isInternalTopic(t.Name)
+	mt.IsInternal = t.IsInternal()
 	mt.AuthorizedOperations = authorizedOpsUnset
 	for _, p := range t.Partitions() {
 		mp := kmsg.NewMetadataResponseTopicPartition()

@@ -90,9 +90,6 @@ func (s *Server) createTopic(rt kmsg.CreateTopicsRequestTopic, validateOnly bool
 			configs[c.Name] = *c.Value
 		}
 	}
-	if err := s.checkTopicPolicy(rt.Topic, configs); err != nil {
-		return nil, 0, err
-	}
 	t, err := b.CreateTopic(rt.Topic, partitions, configs, validateOnly)
 	if err != nil {
 		return nil, 0, err

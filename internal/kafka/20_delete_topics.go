@@ -46,9 +46,6 @@ func (s *Server) handleDeleteTopics(_ *Conn, r kmsg.Request) Reply {
 		if name != "" {
 			t.Topic = &name
 		}
-		if err == nil {
-			s.m.forgetTopic(name)
-		}
 		t.TopicID = id
 		t.ErrorCode = errorCode(err)
 		t.ErrorMessage = errorMessage(err)
@@ -79,9 +76,6 @@ func (s *Server) deleteTopic(rt kmsg.DeleteTopicsRequestTopic) (string, [16]byte
 	t, err := b.Topic(name)
 	if err != nil {
 		return name, [16]byte{}, err
-	}
-	if s.isInternalTopic(name) {
-		return name, t.ID, fmt.Errorf("%w: %s is an internal topic and cannot be deleted", broker.ErrInvalidRequest, name)
 	}
 	return name, t.ID, b.DeleteTopic(name)
 }

@@ -1,11 +1,7 @@
 package kafka
 
 import (
-	"fmt"
-
 	"github.com/twmb/franz-go/pkg/kmsg"
-
-	"github.com/weirhq/weir/internal/broker"
 )
 
 // DeleteRecords v0-2: raises each partition's log start offset (-1 = the
@@ -27,9 +23,6 @@ func (s *Server) handleDeleteRecords(_ *Conn, r kmsg.Request) Reply {
 			pr.Partition = rp.Partition
 			pr.LowWatermark = -1
 			p, err := s.opts.Broker.Partition(rt.Topic, rp.Partition)
-			if err == nil && s.isInternalTopic(rt.Topic) {
-				err = fmt.Errorf("%w: cannot delete records of internal topic %s", broker.ErrInvalidTopic, rt.Topic)
-			}
 			if err == nil {
 				var low int64
 				if low, err = p.DeleteRecords(rp.Offset); err == nil {

@@ -45,7 +45,7 @@ func TestAcksAndDurability(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := group.NewService(group.ServiceOptions{Store: store, Config: group.Config{InitialRebalanceDelay: -1}, Logger: slog.New(slog.DiscardHandler)})
+	g, err := group.NewService(group.ServiceOptions{Store: store, Config: group.Config{}, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -49,13 +49,6 @@ func duplicates[T any](items []T, key func(T) string) map[string]bool {
 	return dups
 }
 
-// isInternalTopic reports whether name is a topic Weir itself depends on:
-// deleting it, or its records, would lose state under the running
-// coordinator (or schema registry, Options.InternalTopics).
-func (s *Server) isInternalTopic(name string) bool {
-	return name == OffsetsTopic || slices.Contains(s.opts.InternalTopics, name)
-}
-
 // errDuplicate is the error for an entry named more than once.
 func errDuplicate(what, name string) error {
 	return fmt.Errorf("%w: %s %q appears more than once in the request", broker.ErrInvalidRequest, what, name)

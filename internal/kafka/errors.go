@@ -7,7 +7,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/weirhq/weir/internal/broker"
-	"github.com/weirhq/weir/internal/commitlog"
 	"github.com/weirhq/weir/internal/group"
 )
 
@@ -26,9 +25,9 @@ var errorCodes = []struct {
 	{broker.ErrInvalidReplication, kerr.InvalidReplicationFactor.Code},
 	{broker.ErrInvalidConfig, kerr.InvalidConfig.Code},
 	{broker.ErrRecordTooLarge, kerr.MessageTooLarge.Code},
-	{commitlog.ErrTooLarge, kerr.RecordListTooLarge.Code},
+	{broker.ErrRecordListTooLarge, kerr.RecordListTooLarge.Code},
 	{broker.ErrCorruptMessage, kerr.CorruptMessage.Code},
-	{commitlog.ErrInvalidBatch, kerr.CorruptMessage.Code},
+	{broker.ErrInvalidBatch, kerr.CorruptMessage.Code},
 	{broker.ErrInvalidRecord, kerr.InvalidRecord.Code},
 	{broker.ErrOutOfOrderSequence, kerr.OutOfOrderSequenceNumber.Code},
 	{broker.ErrInvalidProducerEpoch, kerr.InvalidProducerEpoch.Code},
@@ -38,9 +37,9 @@ var errorCodes = []struct {
 	{broker.ErrUnsupportedCompression, kerr.UnsupportedCompressionType.Code},
 	{broker.ErrOffsetOutOfRange, kerr.OffsetOutOfRange.Code},
 	{broker.ErrStorage, kerr.KafkaStorageError.Code},
-	{commitlog.ErrCorrupt, kerr.KafkaStorageError.Code},
+	{broker.ErrLogCorrupt, kerr.KafkaStorageError.Code},
 	{broker.ErrClosed, kerr.BrokerNotAvailable.Code},
-	{commitlog.ErrClosed, kerr.NotLeaderForPartition.Code},
+	{broker.ErrLogClosed, kerr.NotLeaderForPartition.Code},
 	{context.DeadlineExceeded, kerr.RequestTimedOut.Code},
 	{group.ErrInvalidGroupID, kerr.InvalidGroupID.Code},
 	{group.ErrUnknownMemberID, kerr.UnknownMemberID.Code},

@@ -3,7 +3,6 @@ package kafka
 import (
 	"context"
 	"encoding/binary"
-	"fmt"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -16,84 +15,44 @@ import (
 // OffsetsTopic is Kafka's internal topic for group metadata and committed
 // offsets; Weir stores them there in Kafka's own record format, so tools
 // that read __consumer_offsets understand it.
-const OffsetsTopic = "__consumer_offsets"
+const OffsetsTopic = broker.OffsetsTopic
 
-// GroupStore persists the group coordinator's records to partition 0 of
-// __consumer_offsets. Appends come from the coordinator goroutine only.
+// GroupStore persists the group coordinator's records through the
+// broker's internal log of __consumer_offsets. Appends come from the
+// coordinator goroutine only.
 type GroupStore struct {
-	b *broker.Broker
-	p *broker.Partition
+	log *broker.InternalLog
 }
 
-// OpenGroupStore creates (if needed) the offsets topic and returns a store
-// on it.
+// OpenGroupStore opens (creating it if needed) the offsets topic's
+// internal log and returns a store on it.
 func OpenGroupStore(b *broker.Broker) (*GroupStore, error) {
-	if _, err := b.Topic(OffsetsTopic); err != nil {
-		if _, err := b.CreateTopic(OffsetsTopic, 1, map[string]string{"cleanup.policy": "compact"}, false); err != nil {
-			return nil, fmt.Errorf("kafka: create %s: %w", OffsetsTopic, err)
-		}
-	}
-	p, err := b.Partition(OffsetsTopic, 0)
+	l, err := b.OpenInternalLog(OffsetsTopic)
 	if err != nil {
 		return nil, err
 	}
-	return &GroupStore{b: b, p: p}, nil
+	return &GroupStore{log: l}, nil
 }
 
 // Append writes the records as one batch; the returned wait blocks until
 // the batch is durable.
 func (s *GroupStore) Append(recs []group.Record) (func(context.Context) error, error) {
-	now := time.Now().UnixMilli()
 	out := make([]batch.Record, 0, len(recs))
-	for i, r := range recs {
+	for _, r := range recs {
 		k, v := encodeGroupRecord(r)
-		out = append(out, batch.Record{OffsetDelta: int32(i), Key: k, Value: v})
+		out = append(out, batch.Record{Key: k, Value: v})
 	}
-	raw, err := batch.Build(batch.BuildOptions{BaseTimestamp: now}, out)
-	if err != nil {
-		return nil, err
-	}
-	a, err := s.p.Append(raw)
-	if err != nil {
-		return nil, err
-	}
-	p, next := s.p, a.LastOffset+1
-	return func(ctx context.Context) error { return p.WaitDurable(ctx, next) }, nil
+	return s.log.Append(out)
 }
 
 // Load replays every record from the log start to the high watermark.
 func (s *GroupStore) Load(fn func(group.Record)) error {
-	off, hw := s.p.LogStartOffset(), s.p.HighWatermark()
-	for off < hw {
-		data, err := s.p.Read(off, 1<<20)
-		if err != nil {
-			return fmt.Errorf("kafka: read %s at %d: %w", OffsetsTopic, off, err)
+	return s.log.Replay(func(_ int64, r batch.Record) error {
+		if gr, ok := decodeGroupRecord(r.Key, r.Value); ok {
+			fn(gr)
 		}
-		if len(data) == 0 {
-			break
-		}
-		for len(data) > 0 {
-			one, rest, err := batch.Split(data)
-			if err != nil {
-				return fmt.Errorf("kafka: %s at %d: %w", OffsetsTopic, off, err)
-			}
-			data = rest
-			h, recs, err := batch.Records(one, 64<<20)
-			if err != nil {
-				return fmt.Errorf("kafka: %s at %d: %w", OffsetsTopic, off, err)
-			}
-			for _, r := range recs {
-				if r.Offset(h) < off {
-					continue
-				}
-				if gr, ok := decodeGroupRecord(r.Key, r.Value); ok {
-					fn(gr)
-				}
-			}
-			off = h.LastOffset() + 1
-		}
-	}
-	return nil
+		return nil
+	})
 }
 
 func encodeGroupRecord(r group.Record) (key, value []byte) {

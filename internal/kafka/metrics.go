@@ -9,7 +9,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/weirhq/weir/internal/batch"
 	"github.com/weirhq/weir/internal/metrics"
 )
 
@@ -23,13 +22,7 @@ type serverMetrics struct {
 	conns     prometheus.Gauge
 	accepted  prometheus.Counter
 	rejected  prometheus.Counter
-	bytesIn   *prometheus.CounterVec
-	recsIn    *prometheus.CounterVec
-	bytesOut  *prometheus.CounterVec
-	recsOut   *prometheus.CounterVec
 	perAPI    map[int16]*apiMetrics // read-only after construction
-	topics    sync.Map              // topic name → *topicMetrics
-	topicsMu  sync.Mutex            // serialises creation and removal in topics
 	errorsMap sync.Map              // errorKey → prometheus.Counter
 }
 
@@ -37,10 +30,6 @@ type apiMetrics struct {
 	name     string
 	requests prometheus.Counter
 	duration prometheus.Observer
-}
-
-type topicMetrics struct {
-	bytesIn, recsIn, bytesOut, recsOut prometheus.Counter
 }
 
 type errorKey struct {
@@ -60,15 +49,7 @@ func newServerMetrics(r *metrics.Registry) *serverMetrics {
 		conns:    r.Gauge("weir_kafka_connections", "Open Kafka client connections."),
 		accepted: r.Counter("weir_kafka_connections_accepted_total", "Kafka client connections accepted."),
 		rejected: r.Counter("weir_kafka_connections_rejected_total", "Kafka client connections closed at once because MaxConnections was reached."),
-		bytesIn: r.CounterVec("weir_topic_bytes_in_total",
-			"Record batch bytes appended by Produce, by topic (idempotent retries not counted).", "topic"),
-		recsIn: r.CounterVec("weir_topic_records_in_total",
-			"Records appended by Produce, by topic (idempotent retries not counted).", "topic"),
-		bytesOut: r.CounterVec("weir_topic_bytes_out_total",
-			"Record batch bytes sent in Fetch responses, by topic.", "topic"),
-		recsOut: r.CounterVec("weir_topic_records_out_total",
-			"Records in the batches sent in Fetch responses, by topic (a first batch may start before the fetch offset).", "topic"),
-		perAPI: map[int16]*apiMetrics{},
+		perAPI:   map[int16]*apiMetrics{},
 	}
 	for key := range apis {
 		m.perAPI[key] = m.newAPI(key)
@@ -103,9 +84,6 @@ func (m *serverMetrics) done(key int16, start time.Time, resp kmsg.Response) {
 	forEachErrorCode(resp, func(code int16) {
 		m.errorCounter(key, a.name, code).Inc()
 	})
-	if f, ok := resp.(*kmsg.FetchResponse); ok {
-		m.fetched(f)
-	}
 }
 
 func (m *serverMetrics) errorCounter(key int16, api string, code int16) prometheus.Counter {
@@ -119,68 +97,6 @@ func (m *serverMetrics) errorCounter(key int16, api string, code int16) promethe
 	}
 	c, _ := m.errorsMap.LoadOrStore(k, m.errors.WithLabelValues(api, name))
 	return c.(prometheus.Counter)
-}
-
-func (m *serverMetrics) topic(name string) *topicMetrics {
-	if t, ok := m.topics.Load(name); ok {
-		return t.(*topicMetrics)
-	}
-	m.topicsMu.Lock()
-	defer m.topicsMu.Unlock()
-	if t, ok := m.topics.Load(name); ok {
-		return t.(*topicMetrics)
-	}
-	t := &topicMetrics{
-		bytesIn:  m.bytesIn.WithLabelValues(name),
-		recsIn:   m.recsIn.WithLabelValues(name),
-		bytesOut: m.bytesOut.WithLabelValues(name),
-		recsOut:  m.recsOut.WithLabelValues(name),
-	}
-	m.topics.Store(name, t)
-	return t
-}
-
-// produced counts one partition's successful append.
-func (m *serverMetrics) produced(topic string, bytes int, records int64) {
-	t := m.topic(topic)
-	t.bytesIn.Add(float64(bytes))
-	t.recsIn.Add(float64(records))
-}
-
-// fetched counts the record batches of a Fetch response.
-func (m *serverMetrics) fetched(resp *kmsg.FetchResponse) {
-	for i := range resp.Topics {
-		rt := &resp.Topics[i]
-		var bytes, records int64
-		for j := range rt.Partitions {
-			data := rt.Partitions[j].RecordBatches
-			bytes += int64(len(data))
-			for len(data) >= batch.HeaderSize {
-				h, err := batch.ParseHeader(data)
-				if err != nil || h.Size() > len(data) {
-					break
-				}
-				records += int64(h.NumRecords)
-				data = data[h.Size():]
-			}
-		}
-		if bytes > 0 {
-			t := m.topic(rt.Topic)
-			t.bytesOut.Add(float64(bytes))
-			t.recsOut.Add(float64(records))
-		}
-	}
-}
-
-// forgetTopic drops a deleted topic's series, so a scrape does not report
-// it forever.
-func (m *serverMetrics) forgetTopic(name string) {
-	m.topicsMu.Lock()
-	defer m.topicsMu.Unlock()
-	m.topics.Delete(name)
-	for _, v := range []*prometheus.CounterVec{m.bytesIn, m.recsIn, m.bytesOut, m.recsOut} {
-		v.DeleteLabelValues(name)
-	}
 }
 
 // errorPlan lists where a response type keeps error codes: its own int16

@@ -67,17 +67,6 @@ type Options struct {
 	// Metrics receives request, connection and per-topic traffic metrics;
 	// nil records into unregistered metrics.
 	Metrics *metrics.Registry
-
-	// Schemas checks produced records of topics with schema validation
-	// on; nil accepts every record.
-	Schemas SchemaChecker
-
-	// TopicPolicy vets topics clients create; nil allows every topic.
-	TopicPolicy TopicPolicy
-
-	// InternalTopics are written only by the node itself (besides
-	// __consumer_offsets); clients may not produce to them.
-	InternalTopics []string
 }
 
 // Defaults returns o with every zero-valued field that has a default set to

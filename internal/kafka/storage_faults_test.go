@@ -80,7 +80,7 @@ func startFaultServer(t *testing.T, segmentBytes int64) *faultServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := group.NewService(group.ServiceOptions{Store: store, Config: group.Config{InitialRebalanceDelay: -1}, Logger: slog.New(slog.DiscardHandler)})
+	g, err := group.NewService(group.ServiceOptions{Store: store, Config: group.Config{}, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,6 @@ import (
 
 	"github.com/weirhq/weir/internal/broker"
 	"github.com/weirhq/weir/internal/config"
-	"github.com/weirhq/weir/internal/kafka"
 	"github.com/weirhq/weir/internal/schema"
 )
 
@@ -26,7 +25,11 @@ type registryServer struct {
 
 // openRegistry replays _schemas into a registry.
 func openRegistry(b *broker.Broker, log *slog.Logger) (*schema.Registry, error) {
-	reg, err := schema.Open(schema.Options{Store: &schemaStore{b: b}, Logger: log})
+	store, err := openSchemaStore(b)
+	if err != nil {
+		return nil, err
+	}
+	reg, err := schema.Open(schema.Options{Store: store, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("server: load schema registry: %w", err)
 	}
@@ -81,7 +84,7 @@ func (s *Server) Registry() *schema.Registry { return s.registry.reg }
 
 // topicPolicy builds the broker-level topic policy from cfg: a naming
 // pattern and a required value schema. It returns nil when neither is set.
-func topicPolicy(cfg config.Config, reg *schema.Registry) (kafka.TopicPolicy, error) {
+func topicPolicy(cfg config.Config, reg *schema.Registry) (broker.TopicPolicy, error) {
 	var pattern *regexp.Regexp
 	if cfg.TopicNamePattern != "" {
 		re, err := regexp.Compile(`^(?:` + cfg.TopicNamePattern + `)$`)

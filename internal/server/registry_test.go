@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -254,27 +255,30 @@ func TestRegistryRestartKeepsIDs(t *testing.T) {
 	}
 }
 
-// TestSchemasTopicIsLazyAndReserved checks that _schemas appears only
-// once the registry stores something, and that clients can not create it
-// first.
-func TestSchemasTopicIsLazyAndReserved(t *testing.T) {
+// TestSchemasTopicIsCreatedAtStartAndReserved checks that _schemas exists
+// from start-up with its fixed configs (so nothing can create it first with
+// others), and that clients can neither create, reconfigure nor delete it.
+func TestSchemasTopicIsCreatedAtStartAndReserved(t *testing.T) {
 	s := startNode(t, t.TempDir(), nil)
 	ctx := context.Background()
-	if _, err := s.Broker().Topic(SchemasTopic); err == nil {
-		t.Fatalf("%s exists before the registry was used", SchemasTopic)
+	tp, err := s.Broker().Topic(SchemasTopic)
+	if err != nil {
+		t.Fatalf("%s does not exist at start: %v", SchemasTopic, err)
 	}
-	if err := createTopic(t, client(t, s), SchemasTopic, nil); !errors.Is(err, kerr.PolicyViolation) {
+	want := map[string]string{"cleanup.policy": "compact", "retention.ms": "-1", "retention.bytes": "-1"}
+	if got := tp.Configs(); !maps.Equal(got, want) {
+		t.Fatalf("configs = %v, want %v", got, want)
+	}
+	if err := createTopic(t, client(t, s), SchemasTopic, nil); !errors.Is(err, kerr.TopicAlreadyExists) {
 		t.Fatalf("client creating %s: %v", SchemasTopic, err)
+	}
+	adm := kadm.NewClient(client(t, s))
+	alt, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "retention.ms", Value: kadm.StringPtr("1000")}}, SchemasTopic)
+	if err == nil && alt[0].Err == nil {
+		t.Fatalf("a client changed the retention of %s", SchemasTopic)
 	}
 	if _, err := srClient(t, s).CreateSchema(ctx, "a", sr.Schema{Schema: `"int"`}); err != nil {
 		t.Fatal(err)
-	}
-	tp, err := s.Broker().Topic(SchemasTopic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := tp.Configs()["cleanup.policy"]; got != "compact" {
-		t.Fatalf("cleanup.policy = %q", got)
 	}
 	resp, err := kadm.NewClient(client(t, s)).DeleteTopic(ctx, SchemasTopic)
 	if err == nil && resp.Err == nil {

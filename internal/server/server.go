@@ -25,6 +25,7 @@ import (
 	"github.com/weirhq/weir/internal/group"
 	"github.com/weirhq/weir/internal/kafka"
 	"github.com/weirhq/weir/internal/metrics"
+	"github.com/weirhq/weir/internal/schema"
 	"github.com/weirhq/weir/internal/vfs"
 )
 
@@ -49,6 +50,10 @@ type Server struct {
 	kafkaUp    atomic.Bool            // the Kafka listener is accepting
 	closing    atomic.Bool
 
+	// started are the stages running, in start order.
+	started    []stage
+	advertised string // host:port clients are told in Metadata
+
 	wg       sync.WaitGroup
 	serveErr chan error
 	once     sync.Once
@@ -66,8 +71,131 @@ type Options struct {
 	Metrics *metrics.Registry
 }
 
+// nodeID is this node's id in Kafka's metadata (Metadata, the partition
+// leader metric). A single node is node 0; clusters will assign ids.
+const nodeID int32 = 0
+
+// stage is one component of the node: started in order by Start, stopped
+// in reverse by Close (or by Start itself when a later stage fails).
+type stage struct {
+	name  string
+	start func() error
+	stop  func() error // nil when there is nothing to stop
+}
+
+// stages lists the node's components in start order. Each start may use
+// what the stages before it built. The internal topics (consumer offsets,
+// schemas, subscriptions) are created and replayed by their stages before
+// any listener accepts a client.
+func (s *Server) stages(cfg config.Config, opts Options) []stage {
+	var (
+		reg    *schema.Registry
+		policy broker.TopicPolicy
+	)
+	return []stage{
+		{name: "broker", start: func() error {
+			dur, err := durability(cfg.Durability)
+			if err != nil {
+				return err
+			}
+			b, err := broker.Open(broker.Options{
+				FS:                opts.FS,
+				Dir:               cfg.DataDir,
+				AutoCreateTopics:  cfg.AutoCreateTopics,
+				DefaultPartitions: cfg.DefaultPartitions,
+				Durability:        dur,
+				SyncInterval:      cfg.SyncInterval,
+				SegmentBytes:      cfg.SegmentBytes,
+				RetentionMs:       cfg.RetentionMs,
+				RetentionBytes:    cfg.RetentionBytes,
+				MaxMessageBytes:   cfg.MaxMessageBytes,
+				Logger:            opts.Logger,
+				LogMetrics:        newLogMetrics(opts.Metrics),
+				Metrics:           opts.Metrics,
+			})
+			if err != nil {
+				return fmt.Errorf("server: open data dir %s: %w", cfg.DataDir, err)
+			}
+			s.broker = b
+			return nil
+		}, stop: func() error { return s.broker.Close() }},
+
+		{name: "consumer groups", start: func() error {
+			store, err := kafka.OpenGroupStore(s.broker)
+			if err != nil {
+				return err
+			}
+			s.groups, err = group.NewService(group.ServiceOptions{
+				Store:  store,
+				Logger: opts.Logger,
+				Config: group.Config{
+					MinSessionTimeout:     cfg.GroupMinSessionTimeout,
+					MaxSessionTimeout:     cfg.GroupMaxSessionTimeout,
+					InitialRebalanceDelay: cfg.GroupInitialRebalanceDelay,
+					OffsetsRetention:      cfg.OffsetsRetention,
+				},
+			})
+			if err != nil {
+				return fmt.Errorf("server: load consumer groups: %w", err)
+			}
+			return nil
+		}, stop: func() error { s.groups.Close(); return nil }},
+
+		{name: "schema registry", start: func() error {
+			var err error
+			if reg, err = openRegistry(s.broker, opts.Logger); err != nil {
+				return err
+			}
+			if policy, err = topicPolicy(cfg, reg); err != nil {
+				return err
+			}
+			// Installed in the broker's write gate: every write path
+			// (Kafka, HTTP, future ones) is validated and vetted alike.
+			s.broker.SetRecordValidator(reg)
+			s.broker.SetTopicPolicy(policy)
+			return nil
+		}},
+
+		{name: "metrics", start: func() error {
+			s.collectors = []prometheus.Collector{newPartitionCollector(s.broker, nodeID), newGroupCollector(s.groups, s.broker)}
+			opts.Metrics.Register(s.collectors...)
+			return nil
+		}, stop: func() error { s.unregister(); return nil }},
+
+		// Stopped after every listener below: their goroutines are done.
+		{name: "serve goroutines", start: func() error { return nil }, stop: func() error { s.wg.Wait(); return nil }},
+
+		{name: "http", start: func() error {
+			events, err := cloudevents.New(cloudevents.Options{Broker: s.broker, Groups: s.groups, Logger: opts.Logger})
+			if err != nil {
+				return err
+			}
+			s.events = events
+			mux := s.newHTTPMux()
+			mux.Handle("/events/", events)
+			mux.Handle("/subscriptions", events)
+			mux.Handle("/subscriptions/", events)
+			if err := s.startHTTP(cfg.HTTPAddr, mux); err != nil {
+				_ = events.Close()
+				return err
+			}
+			return nil
+		}, stop: func() error {
+			// The gateway first: it ends long-polls and SSE streams, which
+			// would hold up the HTTP shutdown, and commits push progress
+			// while the group coordinator is still up.
+			return errors.Join(s.events.Close(), s.stopHTTP())
+		}},
+
+		{name: "registry listener", start: func() error { return s.startRegistry(cfg.RegistryAddr, reg) }, stop: s.stopRegistry},
+
+		{name: "kafka", start: func() error { return s.startKafka(cfg, opts) }, stop: func() error { return s.kafka.Close() }},
+	}
+}
+
 // Start validates cfg, opens the data directory, binds the listeners and
-// starts serving. Close stops it.
+// starts serving, stage by stage; when a stage fails, the ones started
+// are stopped in reverse. Close stops it.
 func Start(cfg config.Config, opts Options) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -81,131 +209,60 @@ func Start(cfg config.Config, opts Options) (*Server, error) {
 	if opts.Metrics == nil {
 		opts.Metrics = metrics.New()
 	}
-	dur, err := durability(cfg.Durability)
-	if err != nil {
-		return nil, err
+	s := &Server{cfg: cfg, log: opts.Logger, metrics: opts.Metrics, serveErr: make(chan error, 2)}
+	for _, st := range s.stages(cfg, opts) {
+		if err := st.start(); err != nil {
+			return nil, errors.Join(err, s.stop())
+		}
+		s.started = append(s.started, st)
 	}
-	b, err := broker.Open(broker.Options{
-		FS:                opts.FS,
-		Dir:               cfg.DataDir,
-		AutoCreateTopics:  cfg.AutoCreateTopics,
-		DefaultPartitions: cfg.DefaultPartitions,
-		Durability:        dur,
-		SyncInterval:      cfg.SyncInterval,
-		SegmentBytes:      cfg.SegmentBytes,
-		RetentionMs:       cfg.RetentionMs,
-		RetentionBytes:    cfg.RetentionBytes,
-		MaxMessageBytes:   cfg.MaxMessageBytes,
-		Logger:            opts.Logger,
-		LogMetrics:        newLogMetrics(opts.Metrics),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("server: open data dir %s: %w", cfg.DataDir, err)
-	}
-	s := &Server{cfg: cfg, log: opts.Logger, broker: b, metrics: opts.Metrics, serveErr: make(chan error, 2)}
-	store, err := kafka.OpenGroupStore(b)
-	if err != nil {
-		_ = b.Close()
-		return nil, err
-	}
-	delay := cfg.GroupInitialRebalanceDelay
-	if delay == 0 {
-		delay = -1 // group.Config reads 0 as "default"
-	}
-	groups, err := group.NewService(group.ServiceOptions{
-		Store:  store,
-		Logger: opts.Logger,
-		Config: group.Config{
-			MinSessionTimeout:     cfg.GroupMinSessionTimeout,
-			MaxSessionTimeout:     cfg.GroupMaxSessionTimeout,
-			InitialRebalanceDelay: delay,
-			OffsetsRetention:      cfg.OffsetsRetention,
-		},
-	})
-	if err != nil {
-		_ = b.Close()
-		return nil, fmt.Errorf("server: load consumer groups: %w", err)
-	}
-	s.groups = groups
-	reg, err := openRegistry(b, opts.Logger)
-	if err != nil {
-		groups.Close()
-		_ = b.Close()
-		return nil, err
-	}
-	policy, err := topicPolicy(cfg, reg)
-	if err != nil {
-		groups.Close()
-		_ = b.Close()
-		return nil, err
-	}
+	b := s.broker
+	s.log.Info("weir: serving", "kafka", s.kln.Addr().String(), "advertised", s.advertised,
+		"http", s.hln.Addr().String(), "registry", s.RegistryAddr(), "data_dir", cfg.DataDir, "durability", cfg.Durability, "topics", len(b.Topics()))
+	return s, nil
+}
 
+// stop stops the started stages in reverse order, joining their errors.
+func (s *Server) stop() error {
+	var errs []error
+	for i := len(s.started) - 1; i >= 0; i-- {
+		if st := s.started[i]; st.stop != nil {
+			if err := st.stop(); err != nil {
+				errs = append(errs, fmt.Errorf("server: stop %s: %w", st.name, err))
+			}
+		}
+	}
+	s.started = nil
+	return errors.Join(errs...)
+}
+
+// startKafka binds the Kafka listener and serves the protocol on it.
+func (s *Server) startKafka(cfg config.Config, opts Options) error {
 	ln, err := net.Listen("tcp", cfg.KafkaAddr)
 	if err != nil {
-		groups.Close()
-		_ = b.Close()
-		return nil, fmt.Errorf("server: listen on kafka address %s: %w", cfg.KafkaAddr, err)
+		return fmt.Errorf("server: listen on kafka address %s: %w", cfg.KafkaAddr, err)
 	}
-	s.kln = ln
 	host, port, err := advertised(cfg.AdvertisedKafkaAddr, ln.Addr())
 	if err != nil {
 		_ = ln.Close()
-		groups.Close()
-		_ = b.Close()
-		return nil, err
+		return err
 	}
 	ks, err := kafka.NewServer(kafka.Options{
 		Logger:         opts.Logger,
-		Broker:         b,
-		Groups:         groups,
-		ClusterID:      b.ClusterID(),
-		NodeID:         0,
+		Broker:         s.broker,
+		Groups:         s.groups,
+		ClusterID:      s.broker.ClusterID(),
+		NodeID:         nodeID,
 		AdvertisedHost: host,
 		AdvertisedPort: port,
 		Metrics:        opts.Metrics,
-		Schemas:        reg,
-		TopicPolicy:    policy,
-		InternalTopics: []string{SchemasTopic, cloudevents.SubscriptionsTopic},
 	})
 	if err != nil {
 		_ = ln.Close()
-		groups.Close()
-		_ = b.Close()
-		return nil, err
+		return err
 	}
-	s.kafka = ks
-	s.collectors = []prometheus.Collector{newPartitionCollector(b, 0), newGroupCollector(groups, b)}
-	opts.Metrics.Register(s.collectors...)
-	events, err := cloudevents.New(cloudevents.Options{Broker: b, Groups: groups, Logger: opts.Logger, TopicPolicy: policy})
-	if err != nil {
-		s.unregister()
-		_ = ln.Close()
-		groups.Close()
-		_ = b.Close()
-		return nil, err
-	}
-	s.events = events
-	mux := s.newHTTPMux()
-	mux.Handle("/events/", events)
-	mux.Handle("/subscriptions", events)
-	mux.Handle("/subscriptions/", events)
-	if err := s.startHTTP(cfg.HTTPAddr, mux); err != nil {
-		_ = events.Close()
-		s.unregister()
-		_ = ln.Close()
-		groups.Close()
-		_ = b.Close()
-		return nil, err
-	}
-	if err := s.startRegistry(cfg.RegistryAddr, reg); err != nil {
-		_ = events.Close()
-		_ = s.stopHTTP()
-		s.unregister()
-		_ = ln.Close()
-		groups.Close()
-		_ = b.Close()
-		return nil, err
-	}
+	s.kln, s.kafka = ln, ks
+	s.advertised = net.JoinHostPort(host, strconv.Itoa(int(port)))
 	s.kafkaUp.Store(true)
 	s.wg.Add(1)
 	go func() {
@@ -216,9 +273,7 @@ func Start(cfg config.Config, opts Options) (*Server, error) {
 			s.reportServeErr(err)
 		}
 	}()
-	s.log.Info("weir: serving", "kafka", ln.Addr().String(), "advertised", net.JoinHostPort(host, strconv.Itoa(int(port))),
-		"http", s.hln.Addr().String(), "registry", s.RegistryAddr(), "data_dir", cfg.DataDir, "durability", cfg.Durability, "topics", len(b.Topics()))
-	return s, nil
+	return nil
 }
 
 // HTTPAddr returns the bound HTTP listener address (/metrics, /healthz,
@@ -251,23 +306,12 @@ func (s *Server) Wait(ctx context.Context) error {
 }
 
 // Close stops the listeners, waits for connections to finish and closes
-// the broker cleanly (so the next start is fast).
+// the broker cleanly (so the next start is fast): the stages in reverse.
 func (s *Server) Close() error {
 	s.once.Do(func() {
 		start := time.Now()
 		s.closing.Store(true) // /readyz fails from now on
-		err1 := s.kafka.Close()
-		// The gateway first: it ends long-polls and SSE streams, which
-		// would hold up the HTTP shutdown, and commits push progress
-		// while the group coordinator is still up.
-		errEvents := s.events.Close()
-		errHTTP := s.stopHTTP()
-		errRegistry := s.stopRegistry()
-		s.wg.Wait()
-		s.unregister()
-		s.groups.Close()
-		err2 := s.broker.Close()
-		s.closeErr = errors.Join(err1, errEvents, errHTTP, errRegistry, err2)
+		s.closeErr = s.stop()
 		s.log.Info("weir: stopped", "took", time.Since(start).Round(time.Millisecond))
 	})
 	return s.closeErr
