@@ -228,6 +228,7 @@ func (r *runner) work(pi int32) {
 		stopped := false
 		next, err := readOnce(p, from, 1<<20, func(off, ts int64, rec batch.Record) bool {
 			ev := recordToEvent(topic, pi, off, ts, rec)
+			r.g.egressData(&ev)
 			if !matchAll(r.sub.Filters, &ev) {
 				r.filtered.Add(1)
 				win.advance(off + 1)

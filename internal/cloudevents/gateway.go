@@ -35,6 +35,9 @@ type Options struct {
 	Store Store
 	// Logger; default slog.Default().
 	Logger *slog.Logger
+	// Schemas frames JSON events for topics whose values are validated
+	// (see Schemas); nil stores data as sent, for the gate to judge.
+	Schemas Schemas
 
 	// MaxEventBytes bounds one event (data plus attributes); default 1 MiB.
 	MaxEventBytes int

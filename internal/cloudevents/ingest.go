@@ -144,10 +144,16 @@ type pending struct {
 func (g *Gateway) publish(ctx context.Context, t *broker.Topic, evs []event.Event, idempotent bool) ([]Accepted, error) {
 	out := make([]Accepted, len(evs))
 	recs := make([]batch.Record, len(evs))
+	_, valueMode := t.SchemaValidation()
 	for i := range evs {
 		rec, err := eventToRecord(&evs[i])
 		if err != nil {
 			return nil, atIndex(invalid("", "%v", err), i)
+		}
+		if valueMode != broker.SchemaValidationOff {
+			if err := g.frameValue(t, &evs[i], &rec); err != nil {
+				return nil, atIndex(err, i)
+			}
 		}
 		recs[i] = rec
 		out[i] = Accepted{ID: evs[i].ID(), Source: evs[i].Source()}

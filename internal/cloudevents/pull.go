@@ -246,7 +246,7 @@ type pulled struct {
 
 // readEvents reads up to maxEvents from the group's positions across the
 // partitions, advancing them. pg.mu is held.
-func (pg *pullGroup) readEvents(t *broker.Topic, maxEvents int, start startPolicy) ([]pulled, error) {
+func (pg *pullGroup) readEvents(g *Gateway, t *broker.Topic, maxEvents int, start startPolicy) ([]pulled, error) {
 	parts := t.Partitions()
 	var out []pulled
 	size := 0
@@ -262,6 +262,7 @@ func (pg *pullGroup) readEvents(t *broker.Topic, maxEvents int, start startPolic
 		}
 		next, err := readOnce(p, from, 1<<20, func(off, ts int64, r batch.Record) bool {
 			ev := recordToEvent(t.Name, pi, off, ts, r)
+			g.egressData(&ev)
 			out = append(out, pulled{partition: pi, offset: off, ev: ev})
 			size += len(r.Value)
 			return len(out) < maxEvents && size < maxPollBytes
@@ -353,7 +354,7 @@ func (g *Gateway) servePull(w http.ResponseWriter, r *http.Request, topic string
 	}
 	for {
 		chans := changed(t)
-		evs, err := pg.readEvents(t, maxEvents, start)
+		evs, err := pg.readEvents(g, t, maxEvents, start)
 		next := positions(pg.next)
 		pg.lastUsed = g.opts.Now()
 		pg.mu.Unlock()

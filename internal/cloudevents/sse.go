@@ -262,6 +262,7 @@ func (g *Gateway) streamPartition(w http.ResponseWriter, buf *bytes.Buffer, topi
 	var werr error
 	end, err := readOnce(p, next[pi], 1<<20, func(off, ts int64, r batch.Record) bool {
 		ev := recordToEvent(topic, pi, off, ts, r)
+		g.egressData(&ev)
 		next[pi] = off + 1
 		buf.Reset()
 		buf.WriteString("id: ")

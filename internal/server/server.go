@@ -166,7 +166,7 @@ func (s *Server) stages(cfg config.Config, opts Options) []stage {
 		{name: "serve goroutines", start: func() error { return nil }, stop: func() error { s.wg.Wait(); return nil }},
 
 		{name: "http", start: func() error {
-			events, err := cloudevents.New(cloudevents.Options{Broker: s.broker, Groups: s.groups, Logger: opts.Logger})
+			events, err := cloudevents.New(cloudevents.Options{Broker: s.broker, Groups: s.groups, Logger: opts.Logger, Schemas: reg})
 			if err != nil {
 				return err
 			}
