@@ -125,6 +125,9 @@ type Topic struct {
 	// compression caches the effective compression.type: the codec
 	// batches are stored in, or -1 for "producer" (as produced).
 	compression atomic.Int32
+	// timestampBefore and timestampAfter cache how far a record's
+	// CreateTime may lie behind and ahead of the clock (timestamps.go).
+	timestampBefore, timestampAfter atomic.Int64
 
 	// metrics counts the topic's traffic; nil for the unregistered
 	// topic of a validate-only create.
@@ -142,6 +145,9 @@ func (b *Broker) setConfigs(t *Topic, configs map[string]string) {
 	t.mu.Unlock()
 	t.maxMessageBytes.Store(b.effectiveInt(configs, "max.message.bytes"))
 	t.compression.Store(compressionCodec(b.effective(configs, "compression.type")))
+	before, after := b.timestampBounds(configs)
+	t.timestampBefore.Store(before)
+	t.timestampAfter.Store(after)
 }
 
 // Partitions returns the topic's partitions.

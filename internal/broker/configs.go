@@ -2,7 +2,6 @@ package broker
 
 import (
 	"fmt"
-	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -31,6 +30,21 @@ type ConfigEntry struct {
 	Sensitive bool
 	Doc       string
 	Type      ConfigType
+	// Synonyms are the settings the value is drawn from, highest priority
+	// first, as Kafka lists them: the topic's own setting when it has one,
+	// then the broker-level setting its default comes from (none for
+	// configs Kafka gives no broker-level name).
+	Synonyms []ConfigSynonym
+	// Honoured is false for configs Weir validates, stores and reports but
+	// does not act on (yet); Doc then says why.
+	Honoured bool
+}
+
+// ConfigSynonym is one setting a config value may come from.
+type ConfigSynonym struct {
+	Name   string
+	Value  string
+	Source ConfigSource
 }
 
 // ConfigType is the Kafka config type (for DescribeConfigs v3+).
@@ -47,74 +61,36 @@ const (
 	TypeList    ConfigType = 7
 )
 
+// configDef is one topic config Weir knows (configs_table.go lists them).
 type configDef struct {
-	name  string
-	typ   ConfigType
-	doc   string
+	name string
+	typ  ConfigType
+	doc  string
+	// check validates a value as Kafka's LogConfig does.
 	check func(string) error
 	// def returns the broker-level default.
 	def func(o *Options) string
+	// synonym is the broker-level (server.properties) name the default
+	// comes from, as Kafka's ServerTopicConfigSynonyms names it; empty
+	// when Kafka has none.
+	synonym string
+	// unused, when not empty, says why Weir stores the config but does
+	// not act on it; empty means Weir honours it.
+	unused string
 }
 
-func intRange(lo, hi int64) func(string) error {
-	return func(v string) error {
-		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-		if err != nil {
-			return fmt.Errorf("%q is not an integer", v)
-		}
-		if n < lo || n > hi {
-			return fmt.Errorf("%d is outside [%d, %d]", n, lo, hi)
-		}
-		return nil
+// describe is the documentation DescribeConfigs reports.
+func (d *configDef) describe() string {
+	if d.unused == "" {
+		return d.doc
 	}
-}
-
-func oneOf(vals ...string) func(string) error {
-	return func(v string) error {
-		if slices.Contains(vals, v) {
-			return nil
-		}
-		return fmt.Errorf("%q is not one of %s", v, strings.Join(vals, ", "))
-	}
+	return d.doc + " (stored only, no effect on Weir: " + d.unused + ")"
 }
 
 func i64(n int64) string { return strconv.FormatInt(n, 10) }
 
-var configDefs = []configDef{
-	{"cleanup.policy", TypeList, "delete and/or compact old segments",
-		func(v string) error {
-			for _, p := range strings.Split(v, ",") {
-				if err := oneOf("delete", "compact")(strings.TrimSpace(p)); err != nil {
-					return err
-				}
-			}
-			return nil
-		}, func(*Options) string { return "delete" }},
-	{"retention.ms", TypeLong, "age after which closed segments are deleted; -1 keeps forever",
-		intRange(-1, math.MaxInt64), func(o *Options) string { return i64(o.RetentionMs) }},
-	{"retention.bytes", TypeLong, "size above which the oldest closed segments are deleted; -1 is unlimited",
-		intRange(-1, math.MaxInt64), func(o *Options) string { return i64(o.RetentionBytes) }},
-	{"segment.bytes", TypeInt, "segment file size at which the log rolls",
-		intRange(14, math.MaxInt32), func(o *Options) string { return i64(o.SegmentBytes) }},
-	{"segment.ms", TypeLong, "age at which a non-empty active segment rolls",
-		intRange(1, math.MaxInt64), func(*Options) string { return "604800000" }},
-	{"max.message.bytes", TypeInt, "largest record batch accepted",
-		intRange(0, math.MaxInt32), func(o *Options) string { return i64(int64(o.MaxMessageBytes)) }},
-	{"message.timestamp.type", TypeString, "CreateTime keeps the producer's timestamps; LogAppendTime stamps the broker's",
-		oneOf("CreateTime", "LogAppendTime"), func(*Options) string { return "CreateTime" }},
-	{"compression.type", TypeString, "codec batches are stored in: producer keeps each as produced, any other value recompresses batches in other codecs",
-		oneOf("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"), func(*Options) string { return "producer" }},
-	{"min.insync.replicas", TypeInt, "single node: any value >= 1 is accepted and met by the one replica",
-		intRange(1, math.MaxInt32), func(*Options) string { return "1" }},
-	{"weir.key.schema.validation", TypeString, "true rejects record keys without the schema id of subject <topic>-key; full also validates the payload",
-		oneOfFold("false", "true", "full"), func(*Options) string { return SchemaValidationOff }},
-	{"weir.value.schema.validation", TypeString, "true rejects record values without the schema id of subject <topic>-value; full also validates the payload",
-		oneOfFold("false", "true", "full"), func(*Options) string { return SchemaValidationOff }},
-	{"confluent.key.schema.validation", TypeBoolean, "Confluent's name for weir.key.schema.validation=true (the weir name wins when both are set)",
-		oneOfFold("false", "true"), func(*Options) string { return "false" }},
-	{"confluent.value.schema.validation", TypeBoolean, "Confluent's name for weir.value.schema.validation=true (the weir name wins when both are set)",
-		oneOfFold("false", "true"), func(*Options) string { return "false" }},
-}
+// fixed is a default that no broker option changes.
+func fixed(v string) func(*Options) string { return func(*Options) string { return v } }
 
 // compressionCodec maps a compression.type value to the codec batches are
 // stored in, -1 for "producer" (and anything unknown: as produced).
@@ -158,10 +134,16 @@ func ValidateConfig(name, value string) error {
 // describeConfigs lists every known config for a topic with its source.
 func (b *Broker) describeConfigs(set map[string]string) []ConfigEntry {
 	out := make([]ConfigEntry, 0, len(configDefs))
-	for _, d := range configDefs {
-		e := ConfigEntry{Name: d.name, Type: d.typ, Doc: d.doc, Source: SourceDefaultConfig, Value: d.def(&b.opts)}
+	for i := range configDefs {
+		d := &configDefs[i]
+		def := d.def(&b.opts)
+		e := ConfigEntry{Name: d.name, Type: d.typ, Doc: d.describe(), Source: SourceDefaultConfig, Value: def, Honoured: d.unused == ""}
 		if v, ok := set[d.name]; ok {
 			e.Value, e.Source = v, SourceTopic
+			e.Synonyms = append(e.Synonyms, ConfigSynonym{Name: d.name, Value: v, Source: SourceTopic})
+		}
+		if d.synonym != "" {
+			e.Synonyms = append(e.Synonyms, ConfigSynonym{Name: d.synonym, Value: def, Source: SourceDefaultConfig})
 		}
 		out = append(out, e)
 	}
@@ -177,7 +159,7 @@ func (b *Broker) effective(set map[string]string, name string) string {
 }
 
 func (b *Broker) effectiveInt(set map[string]string, name string) int64 {
-	n, _ := strconv.ParseInt(b.effective(set, name), 10, 64)
+	n, _ := strconv.ParseInt(strings.TrimSpace(b.effective(set, name)), 10, 64)
 	return n
 }
 
@@ -187,10 +169,16 @@ func (b *Broker) limits(set map[string]string) commitlog.Limits {
 	if seg < 1024 {
 		seg = 1024 // the log needs room for at least a header and a record
 	}
+	retention := b.effectiveInt(set, "retention.ms")
+	if retention == 0 {
+		// The log reads 0 as "unchanged" or "default"; 1 ms expires every
+		// closed segment just as Kafka's 0 does.
+		retention = 1
+	}
 	lim := commitlog.Limits{
 		SegmentBytes:   seg,
 		SegmentMs:      b.effectiveInt(set, "segment.ms"),
-		RetentionMs:    b.effectiveInt(set, "retention.ms"),
+		RetentionMs:    retention,
 		RetentionBytes: b.effectiveInt(set, "retention.bytes"),
 		LogAppendTime:  b.effective(set, "message.timestamp.type") == "LogAppendTime",
 	}
@@ -206,35 +194,23 @@ func (b *Broker) DefaultPartitions() int32 { return b.opts.DefaultPartitions }
 // CreateTopic returns, so a dry run can report the configs it would set.
 func (b *Broker) ConfigEntries(t *Topic) []ConfigEntry { return b.describeConfigs(t.Configs()) }
 
-// brokerSynonyms names the broker-level setting (Kafka's server.properties
-// name) whose value is each topic config's default.
-var brokerSynonyms = map[string]string{
-	"cleanup.policy":         "log.cleanup.policy",
-	"retention.ms":           "log.retention.ms",
-	"retention.bytes":        "log.retention.bytes",
-	"segment.bytes":          "log.segment.bytes",
-	"segment.ms":             "log.roll.ms",
-	"max.message.bytes":      "message.max.bytes",
-	"message.timestamp.type": "log.message.timestamp.type",
-	"compression.type":       "compression.type",
-	"min.insync.replicas":    "min.insync.replicas",
-}
-
 // StaticConfigs lists the node's broker-level settings under Kafka's names,
 // sorted by name. They are read-only and come from the static configuration:
-// Weir changes no broker config at run time.
+// Weir changes no broker config at run time. Each topic config with a
+// broker-level synonym is there, with the default topics get.
 func (b *Broker) StaticConfigs() []ConfigEntry {
-	static := func(name, value, doc string, typ ConfigType) ConfigEntry {
-		return ConfigEntry{Name: name, Value: value, Source: SourceStaticBroker, ReadOnly: true, Doc: doc, Type: typ}
+	static := func(name, value, doc string, typ ConfigType, honoured bool) ConfigEntry {
+		return ConfigEntry{Name: name, Value: value, Source: SourceStaticBroker, ReadOnly: true, Doc: doc, Type: typ,
+			Synonyms: []ConfigSynonym{{Name: name, Value: value, Source: SourceStaticBroker}}, Honoured: honoured}
 	}
 	out := []ConfigEntry{
-		static("num.partitions", strconv.Itoa(int(b.opts.DefaultPartitions)), "partitions of topics created without a count", TypeInt),
-		static("auto.create.topics.enable", strconv.FormatBool(b.opts.AutoCreateTopics), "create unknown topics when clients ask for them", TypeBoolean),
-		static("default.replication.factor", "1", "a single node holds one replica of every partition", TypeInt),
+		static("num.partitions", strconv.Itoa(int(b.opts.DefaultPartitions)), "partitions of topics created without a count", TypeInt, true),
+		static("auto.create.topics.enable", strconv.FormatBool(b.opts.AutoCreateTopics), "create unknown topics when clients ask for them", TypeBoolean, true),
+		static("default.replication.factor", "1", "a single node holds one replica of every partition", TypeInt, true),
 	}
-	for _, d := range configDefs {
-		if name, ok := brokerSynonyms[d.name]; ok {
-			out = append(out, static(name, d.def(&b.opts), d.doc, d.typ))
+	for i := range configDefs {
+		if d := &configDefs[i]; d.synonym != "" {
+			out = append(out, static(d.synonym, d.def(&b.opts), d.describe(), d.typ, d.unused == ""))
 		}
 	}
 	slices.SortFunc(out, func(x, y ConfigEntry) int { return strings.Compare(x.Name, y.Name) })

@@ -18,6 +18,7 @@ var (
 	ErrRecordTooLarge          = errors.New("broker: record batch too large")
 	ErrCorruptMessage          = errors.New("broker: corrupt record batch")
 	ErrInvalidRecord           = errors.New("broker: invalid record")
+	ErrInvalidTimestamp        = errors.New("broker: record timestamp out of range")
 	ErrOutOfOrderSequence      = errors.New("broker: out of order sequence number")
 	ErrInvalidProducerEpoch    = errors.New("broker: producer epoch fenced")
 	ErrUnknownProducerID       = errors.New("broker: unknown producer id")

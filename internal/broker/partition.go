@@ -119,6 +119,9 @@ func (p *Partition) appendBatches(records []byte, check func([]byte) error) (App
 	if len(hdrs) == 0 {
 		return Appended{}, fmt.Errorf("%w: no record batches", ErrCorruptMessage)
 	}
+	if err := p.checkTimestamps(records); err != nil {
+		return Appended{}, err
+	}
 	pid := hdrs[0].ProducerID
 	for _, h := range hdrs[1:] {
 		if h.ProducerID != pid {

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
+	"strings"
 )
 
 // MaxPartitions bounds the partitions of one topic.
@@ -56,6 +58,9 @@ func (b *Broker) createTopic(name string, partitions int32, configs map[string]s
 		return nil, fmt.Errorf("%w: %d (want 1..%d)", ErrInvalidPartitions, partitions, MaxPartitions)
 	}
 	if err := validateConfigs(configs); err != nil {
+		return nil, err
+	}
+	if err := b.checkCombined(nil, configs); err != nil {
 		return nil, err
 	}
 	b.mu.Lock()
@@ -243,7 +248,7 @@ func (b *Broker) IncrementalAlterConfigs(name string, ops []ConfigOp, validateOn
 			case OpDelete:
 				delete(cur, op.Name)
 			case OpAppend, OpSubtract:
-				if op.Name != "cleanup.policy" {
+				if findDef(op.Name).typ != TypeList {
 					return nil, fmt.Errorf("%w: %s is not a list config", ErrInvalidConfig, op.Name)
 				}
 				cur[op.Name] = editList(b.effective(cur, op.Name), op.Value, op.Op == OpAppend)
@@ -276,8 +281,12 @@ func (b *Broker) updateConfigs(name string, validateOnly bool, edit func(map[str
 
 // setTopicConfigs persists and applies edited configs; b.mu is held.
 func (b *Broker) setTopicConfigs(t *Topic, validateOnly bool, edit func(map[string]string) (map[string]string, error)) error {
+	prev := t.Configs()
 	next, err := edit(t.Configs())
 	if err != nil {
+		return err
+	}
+	if err := b.checkCombined(prev, next); err != nil {
 		return err
 	}
 	if validateOnly {
@@ -297,29 +306,26 @@ func (b *Broker) setTopicConfigs(t *Topic, validateOnly bool, edit func(map[stri
 	return errors.Join(errs...)
 }
 
+// editList appends the comma-separated items of val to the list cur, or
+// subtracts them from it, keeping each item once, as Kafka's APPEND and
+// SUBTRACT do.
 func editList(cur, val string, add bool) string {
+	vals := splitList(val)
 	var items []string
-	seen := map[string]bool{}
 	for _, s := range splitList(cur) {
-		if !add && s == val {
+		if !add && slices.Contains(vals, s) || slices.Contains(items, s) {
 			continue
 		}
-		if !seen[s] {
-			items = append(items, s)
-			seen[s] = true
+		items = append(items, s)
+	}
+	if add {
+		for _, v := range vals {
+			if !slices.Contains(items, v) {
+				items = append(items, v)
+			}
 		}
 	}
-	if add && !seen[val] {
-		items = append(items, val)
-	}
-	out := ""
-	for i, s := range items {
-		if i > 0 {
-			out += ","
-		}
-		out += s
-	}
-	return out
+	return strings.Join(items, ",")
 }
 
 func splitList(s string) []string {
@@ -327,8 +333,8 @@ func splitList(s string) []string {
 	start := 0
 	for i := 0; i <= len(s); i++ {
 		if i == len(s) || s[i] == ',' {
-			if i > start {
-				out = append(out, s[start:i])
+			if item := strings.TrimSpace(s[start:i]); item != "" {
+				out = append(out, item)
 			}
 			start = i + 1
 		}

@@ -102,7 +102,7 @@ func toAPIError(err error) *apiError {
 			out = &apiError{Status: http.StatusNotFound, Code: codeUnknownTopic, Message: err.Error()}
 		case errors.Is(err, broker.ErrInvalidTopic):
 			out = &apiError{Status: http.StatusBadRequest, Code: codeInvalidTopic, Message: err.Error()}
-		case errors.Is(err, broker.ErrInvalidRecord):
+		case errors.Is(err, broker.ErrInvalidRecord), errors.Is(err, broker.ErrInvalidTimestamp):
 			out = &apiError{Status: http.StatusUnprocessableEntity, Code: codeInvalidRecord, Message: err.Error()}
 		case errors.Is(err, broker.ErrRecordTooLarge):
 			out = &apiError{Status: http.StatusRequestEntityTooLarge, Code: codeTooLarge, Message: err.Error()}

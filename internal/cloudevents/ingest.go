@@ -327,7 +327,7 @@ func writeRefused(err error, ps []pending) error {
 		return ae
 	}
 	switch {
-	case errors.Is(err, broker.ErrRecordTooLarge), errors.Is(err, broker.ErrInvalidRecord),
+	case errors.Is(err, broker.ErrRecordTooLarge), errors.Is(err, broker.ErrInvalidRecord), errors.Is(err, broker.ErrInvalidTimestamp),
 		errors.Is(err, broker.ErrReservedTopic), errors.Is(err, broker.ErrPolicyViolation),
 		errors.Is(err, broker.ErrUnknownTopicOrPartition), errors.Is(err, broker.ErrInvalidTopic):
 		return err

@@ -16,8 +16,10 @@ import (
 // other resource types are refused with INVALID_REQUEST.
 //
 // Kafka Connect reads cleanup.policy of its internal topics here and fails
-// on anything but "compact", so values and sources come straight from the
-// broker's config table.
+// on anything but "compact", so values, sources and synonyms come straight
+// from the broker's config table. Synonyms follow Kafka: a topic config
+// lists its own setting when the topic has one, then the broker-level
+// setting its default comes from; a broker config lists itself.
 func init() {
 	register(api{Key: 32, MinVersion: 0, MaxVersion: 4, Handle: (*Server).handleDescribeConfigs})
 }
@@ -65,7 +67,8 @@ func (s *Server) describeResource(typ kmsg.ConfigResourceType, name string) ([]b
 		id := strconv.Itoa(int(s.opts.NodeID))
 		entries := append(b.StaticConfigs(), broker.ConfigEntry{
 			Name: "broker.id", Value: id, Source: broker.SourceStaticBroker, ReadOnly: true,
-			Doc: "the node id of this broker", Type: broker.TypeInt,
+			Doc: "the node id of this broker", Type: broker.TypeInt, Honoured: true,
+			Synonyms: []broker.ConfigSynonym{{Name: "broker.id", Value: id, Source: broker.SourceStaticBroker}},
 		})
 		slices.SortFunc(entries, func(x, y broker.ConfigEntry) int { return strings.Compare(x.Name, y.Name) })
 		return entries, nil
@@ -88,11 +91,15 @@ func describedConfig(req *kmsg.DescribeConfigsRequest, e broker.ConfigEntry) kms
 	c.Source = kmsg.ConfigSource(e.Source)
 	c.IsSensitive = e.Sensitive
 	if req.IncludeSynonyms {
-		// Weir keeps no chain of fallbacks: each value is its own
-		// synonym, with its source.
-		syn := kmsg.NewDescribeConfigsResponseResourceConfigConfigSynonym()
-		syn.Name, syn.Value, syn.Source = c.Name, c.Value, c.Source
-		c.ConfigSynonyms = []kmsg.DescribeConfigsResponseResourceConfigConfigSynonym{syn}
+		for _, syn := range e.Synonyms {
+			cs := kmsg.NewDescribeConfigsResponseResourceConfigConfigSynonym()
+			cs.Name, cs.Source = syn.Name, kmsg.ConfigSource(syn.Source)
+			if !e.Sensitive {
+				v := syn.Value
+				cs.Value = &v
+			}
+			c.ConfigSynonyms = append(c.ConfigSynonyms, cs)
+		}
 	}
 	c.ConfigType = kmsg.ConfigType(e.Type)
 	if req.IncludeDocumentation {

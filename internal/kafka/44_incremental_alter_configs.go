@@ -9,7 +9,8 @@ import (
 )
 
 // IncrementalAlterConfigs v0-1: SET, DELETE, APPEND and SUBTRACT on topic
-// configs (APPEND and SUBTRACT apply to list configs: cleanup.policy).
+// configs (APPEND and SUBTRACT apply to list configs: cleanup.policy and
+// the replication throttle lists).
 // Broker configs are static and cannot be changed.
 func init() {
 	register(api{Key: 44, MinVersion: 0, MaxVersion: 1, Handle: (*Server).handleIncrementalAlterConfigs})

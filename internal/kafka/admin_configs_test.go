@@ -156,6 +156,7 @@ func TestDescribeConfigsV4(t *testing.T) {
 		source   kmsg.ConfigSource
 		typ      kmsg.ConfigType
 		readOnly bool
+		synonyms []string // names, in order
 	}
 	check := func(what string, got []kmsg.DescribeConfigsResponseResourceConfig, wants map[string]want) {
 		t.Helper()
@@ -173,19 +174,24 @@ func TestDescribeConfigsV4(t *testing.T) {
 			case c.Documentation == nil || *c.Documentation == "":
 				t.Errorf("%s: %s has no documentation", what, name)
 			}
-			if len(c.ConfigSynonyms) != 1 || c.ConfigSynonyms[0].Name != name || *c.ConfigSynonyms[0].Value != w.value ||
-				c.ConfigSynonyms[0].Source != w.source {
-				t.Errorf("%s: %s synonyms %+v, want itself", what, name, c.ConfigSynonyms)
+			if len(c.ConfigSynonyms) != len(w.synonyms) {
+				t.Errorf("%s: %s synonyms %+v, want %v", what, name, c.ConfigSynonyms, w.synonyms)
+				continue
+			}
+			for i, syn := range c.ConfigSynonyms {
+				if syn.Name != w.synonyms[i] || syn.Value == nil || i == 0 && (*syn.Value != w.value || syn.Source != w.source) {
+					t.Errorf("%s: %s synonym %d = %+v, want %s (the first with the value and source)", what, name, i, syn, w.synonyms[i])
+				}
 			}
 		}
 	}
 	check("topic", resp.Resources[0].Configs, map[string]want{
-		"cleanup.policy": {"compact", kmsg.ConfigSourceDynamicTopicConfig, kmsg.ConfigTypeList, false},
-		"segment.bytes":  {"1073741824", kmsg.ConfigSourceDefaultConfig, kmsg.ConfigTypeInt, false},
+		"cleanup.policy": {"compact", kmsg.ConfigSourceDynamicTopicConfig, kmsg.ConfigTypeList, false, []string{"cleanup.policy", "log.cleanup.policy"}},
+		"segment.bytes":  {"1073741824", kmsg.ConfigSourceDefaultConfig, kmsg.ConfigTypeInt, false, []string{"log.segment.bytes"}},
 	})
 	check("broker", resp.Resources[1].Configs, map[string]want{
-		"log.retention.ms": {"604800000", kmsg.ConfigSourceStaticBrokerConfig, kmsg.ConfigTypeLong, true},
-		"broker.id":        {"2", kmsg.ConfigSourceStaticBrokerConfig, kmsg.ConfigTypeInt, true},
+		"log.retention.ms": {"604800000", kmsg.ConfigSourceStaticBrokerConfig, kmsg.ConfigTypeLong, true, []string{"log.retention.ms"}},
+		"broker.id":        {"2", kmsg.ConfigSourceStaticBrokerConfig, kmsg.ConfigTypeInt, true, []string{"broker.id"}},
 	})
 	r := resp.Resources[2]
 	wantError(t, "broker 0 on node 2", r.ErrorCode, r.ErrorMessage, kerr.InvalidRequest.Code, true, "expected 2")

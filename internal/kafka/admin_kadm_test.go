@@ -35,8 +35,12 @@ func wantConfig(t *testing.T, c kadm.Config, value string, source kmsg.ConfigSou
 	if c.MaybeValue() != value || c.Source != source {
 		t.Errorf("%s = %q (%v), want %q (%v)", c.Key, c.MaybeValue(), c.Source, value, source)
 	}
-	if len(c.Synonyms) != 1 || c.Synonyms[0].Key != c.Key || c.Synonyms[0].Source != source {
-		t.Errorf("%s synonyms %+v, want itself", c.Key, c.Synonyms)
+	// Kafka lists the value's own setting first: the topic's or the
+	// broker's when set, else the broker-level default.
+	own := source != kmsg.ConfigSourceDefaultConfig
+	if len(c.Synonyms) == 0 || (c.Synonyms[0].Key == c.Key) != own || c.Synonyms[0].Source != source ||
+		c.Synonyms[0].Value == nil || *c.Synonyms[0].Value != value {
+		t.Errorf("%s synonyms %+v, want first its own setting (%v) with value %q", c.Key, c.Synonyms, own, value)
 	}
 }
 

@@ -29,6 +29,7 @@ var errorCodes = []struct {
 	{broker.ErrCorruptMessage, kerr.CorruptMessage.Code},
 	{broker.ErrInvalidBatch, kerr.CorruptMessage.Code},
 	{broker.ErrInvalidRecord, kerr.InvalidRecord.Code},
+	{broker.ErrInvalidTimestamp, kerr.InvalidTimestamp.Code},
 	{broker.ErrOutOfOrderSequence, kerr.OutOfOrderSequenceNumber.Code},
 	{broker.ErrInvalidProducerEpoch, kerr.InvalidProducerEpoch.Code},
 	{broker.ErrUnknownProducerID, kerr.UnknownProducerID.Code},
