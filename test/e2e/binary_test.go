@@ -59,6 +59,9 @@ type Weir struct {
 	t       testing.TB
 	DataDir string
 	Addr    string // Kafka host:port
+	// HTTP and Registry are the gateway/metrics and schema registry
+	// listeners' host:port, as the process logged them.
+	HTTP, Registry string
 	args    []string
 	cmd     *exec.Cmd
 	exited  chan struct{}
@@ -66,7 +69,7 @@ type Weir struct {
 	logs    strings.Builder
 }
 
-var listenRE = regexp.MustCompile(`msg="weir: serving" kafka=([0-9.:]+)`)
+var listenRE = regexp.MustCompile(`msg="weir: serving" kafka=([0-9.:]+) .*http=([0-9.:]+) registry=([0-9.:]+)`)
 
 // StartWeir runs `weir serve` on a free loopback port with a fresh data
 // directory (or dataDir when non-empty) and waits until it listens. It is
@@ -96,7 +99,7 @@ func (w *Weir) start(addr string) {
 	}
 	w.cmd = cmd
 	w.exited = make(chan struct{})
-	found := make(chan string, 1)
+	found := make(chan []string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -107,7 +110,7 @@ func (w *Weir) start(addr string) {
 			w.logMu.Unlock()
 			if m := listenRE.FindStringSubmatch(line); m != nil {
 				select {
-				case found <- m[1]:
+				case found <- m[1:]:
 				default:
 				}
 			}
@@ -119,7 +122,7 @@ func (w *Weir) start(addr string) {
 	}()
 	select {
 	case a := <-found:
-		w.Addr = a
+		w.Addr, w.HTTP, w.Registry = a[0], a[1], a[2]
 	case <-w.exited:
 		w.t.Fatalf("weir exited before listening:\n%s", w.Logs())
 	case <-time.After(60 * time.Second):
