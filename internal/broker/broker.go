@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"path/filepath"
@@ -97,6 +98,9 @@ type Broker struct {
 
 	pids      *producerIDs
 	clusterID string
+	// lock holds the data directory (lock.go) until Close; nil if the
+	// filesystem cannot lock.
+	lock io.Closer
 
 	stop chan struct{}
 	done chan struct{}
@@ -157,31 +161,54 @@ type topicMeta struct {
 	Configs    map[string]string `json:"configs,omitempty"`
 }
 
-// Open opens (or creates) the broker's data directory and every topic in it.
+// Open opens (or creates) the broker's data directory and every topic in
+// it. The directory is locked until Close: a second Open of it, in this
+// process or another, fails at once with ErrDirLocked.
 func Open(opts Options) (*Broker, error) {
 	if err := opts.fill(); err != nil {
 		return nil, err
 	}
-	b := &Broker{opts: opts, topics: map[string]*Topic{}, stop: make(chan struct{}), done: make(chan struct{})}
-	for _, d := range []string{opts.Dir, b.topicsDir(), b.logsDir()} {
-		if err := vfs.MkdirAllDurable(opts.FS, d, 0o755); err != nil {
-			return nil, fmt.Errorf("broker: create %s: %w", d, err)
-		}
+	if err := vfs.MkdirAllDurable(opts.FS, opts.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("broker: create %s: %w", opts.Dir, err)
 	}
-	pids, err := openProducerIDs(opts.FS, filepath.Join(opts.Dir, "producer-ids"))
+	lock, err := lockDir(opts)
 	if err != nil {
 		return nil, err
 	}
-	b.pids = pids
-	if b.clusterID, err = loadClusterID(opts.FS, filepath.Join(opts.Dir, "cluster-id")); err != nil {
-		return nil, err
-	}
-	if err := b.load(); err != nil {
-		b.closeTopics()
+	b := &Broker{opts: opts, topics: map[string]*Topic{}, lock: lock, stop: make(chan struct{}), done: make(chan struct{})}
+	if err := b.open(); err != nil {
+		_ = b.closeTopics()
+		_ = b.unlock()
 		return nil, err
 	}
 	go b.retentionLoop()
 	return b, nil
+}
+
+// open reads a locked data directory: producer ids, cluster id, topics.
+func (b *Broker) open() error {
+	for _, d := range []string{b.topicsDir(), b.logsDir()} {
+		if err := vfs.MkdirAllDurable(b.opts.FS, d, 0o755); err != nil {
+			return fmt.Errorf("broker: create %s: %w", d, err)
+		}
+	}
+	pids, err := openProducerIDs(b.opts.FS, filepath.Join(b.opts.Dir, "producer-ids"))
+	if err != nil {
+		return err
+	}
+	b.pids = pids
+	if b.clusterID, err = loadClusterID(b.opts.FS, filepath.Join(b.opts.Dir, "cluster-id")); err != nil {
+		return err
+	}
+	return b.load()
+}
+
+// unlock releases the data directory's lock, if one is held.
+func (b *Broker) unlock() error {
+	if b.lock == nil {
+		return nil
+	}
+	return b.lock.Close()
 }
 
 func (b *Broker) topicsDir() string { return filepath.Join(b.opts.Dir, "topics") }
@@ -323,7 +350,8 @@ func loadClusterID(fsys vfs.FS, path string) (string, error) {
 	return s, nil
 }
 
-// Close stops retention and closes every log cleanly.
+// Close stops retention, closes every log cleanly and then releases the
+// data directory for the next Open.
 func (b *Broker) Close() error {
 	b.mu.Lock()
 	if b.closed {
@@ -334,7 +362,8 @@ func (b *Broker) Close() error {
 	b.mu.Unlock()
 	close(b.stop)
 	<-b.done
-	return b.closeTopics()
+	err := b.closeTopics()
+	return errors.Join(err, b.unlock())
 }
 
 func (b *Broker) closeTopics() error {

@@ -13,6 +13,13 @@
 //	                          (replaced atomically: temp, fsync, rename, fsync dir)
 //	logs/<topic-id>/<p>/      one commitlog directory per partition
 //	producer-ids              next free producer id block { int64 | crc32c }
+//	lock                      locked (flock) while a broker has the directory
+//	                          open; holds its pid, for a second Open's error
+//
+// Open locks the directory first and Close releases it last, so two
+// brokers never share one: a second Open, in this process or another,
+// fails at once with ErrDirLocked. A killed broker's lock goes with its
+// process.
 //
 // A topic exists once its metadata file is durable; log directories without
 // one (an interrupted create or delete) are removed at open. Topic deletion

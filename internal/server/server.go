@@ -99,6 +99,9 @@ func Start(cfg config.Config, opts Options) (*Server, error) {
 		Logger:            opts.Logger,
 		LogMetrics:        newLogMetrics(opts.Metrics),
 	})
+	if errors.Is(err, broker.ErrDirLocked) {
+		return nil, err // one line that already names the directory and its holder
+	}
 	if err != nil {
 		return nil, fmt.Errorf("server: open data dir %s: %w", cfg.DataDir, err)
 	}
