@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -216,31 +215,13 @@ func (b *Broker) logsDir() string   { return filepath.Join(b.opts.Dir, "logs") }
 
 func (b *Broker) load() error {
 	fsys := b.opts.FS
-	names, err := fsys.List(b.topicsDir())
+	metas, err := b.loadMetas()
 	if err != nil {
-		return fmt.Errorf("broker: list topics: %w", err)
+		return err
 	}
 	ids := map[string]bool{}
-	for _, n := range names {
-		if strings.HasSuffix(n, ".tmp") {
-			_ = fsys.Remove(filepath.Join(b.topicsDir(), n))
-			continue
-		}
-		if !strings.HasSuffix(n, ".json") {
-			continue
-		}
-		raw, err := readAll(fsys, filepath.Join(b.topicsDir(), n))
-		if err != nil {
-			return fmt.Errorf("broker: read topic %s: %w", n, err)
-		}
-		var m topicMeta
-		if err := json.Unmarshal(raw, &m); err != nil {
-			return fmt.Errorf("broker: topic metadata %s is damaged: %w", n, err)
-		}
-		id, err := parseID(m.ID)
-		if err != nil || m.Partitions < 1 {
-			return fmt.Errorf("broker: topic metadata %s is damaged", n)
-		}
+	for _, m := range metas {
+		id, _ := parseID(m.ID) // checked and made canonical by loadMetas
 		t := &Topic{Name: m.Name, ID: id}
 		b.setConfigs(t, m.Configs)
 		b.topics[m.Name] = t
