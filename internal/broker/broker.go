@@ -101,6 +101,10 @@ type Broker struct {
 	// filesystem cannot lock.
 	lock io.Closer
 
+	// dataDirs and withheld serve ClientMessage (clientmsg.go).
+	dataDirs []string
+	withheld withheldLog
+
 	stop chan struct{}
 	done chan struct{}
 }
@@ -174,7 +178,8 @@ func Open(opts Options) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Broker{opts: opts, topics: map[string]*Topic{}, lock: lock, stop: make(chan struct{}), done: make(chan struct{})}
+	b := &Broker{opts: opts, topics: map[string]*Topic{}, lock: lock, dataDirs: dataDirForms(opts.Dir),
+		stop: make(chan struct{}), done: make(chan struct{})}
 	if err := b.open(); err != nil {
 		_ = b.closeTopics()
 		_ = b.unlock()

@@ -117,12 +117,12 @@ func (s *Server) checkSchemas(topic string, partition int32, records []byte) err
 		for _, rec := range recs {
 			if keyMode != broker.SchemaValidationOff && rec.Key != nil {
 				if err := s.opts.Schemas.CheckRecord(topic+"-key", rec.Key, keyMode == broker.SchemaValidationFull); err != nil {
-					rejected.add(index, "key "+err.Error())
+					rejected.add(index, "key "+s.opts.Broker.ClientMessage(err))
 				}
 			}
 			if valueMode != broker.SchemaValidationOff && rec.Value != nil {
 				if err := s.opts.Schemas.CheckRecord(topic+"-value", rec.Value, valueMode == broker.SchemaValidationFull); err != nil {
-					rejected.add(index, "value "+err.Error())
+					rejected.add(index, "value "+s.opts.Broker.ClientMessage(err))
 				}
 			}
 			index++
