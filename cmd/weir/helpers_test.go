@@ -27,6 +27,7 @@ var update = flag.Bool("update", false, "rewrite testdata/*.golden and docs/cli.
 // re-executing the test binary with WEIR_TEST_MAIN=1.
 func TestMain(m *testing.M) {
 	if os.Getenv("WEIR_TEST_MAIN") == "1" {
+		_ = os.Unsetenv("WEIR_TEST_MAIN") // not a setting weir serve knows
 		main()
 		os.Exit(0)
 	}

@@ -1,12 +1,16 @@
 package main
 
 import (
+	"context"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/weirhq/weir/embedded"
 	"github.com/weirhq/weir/internal/config"
 )
 
@@ -54,6 +58,37 @@ func TestLoadConfigErrors(t *testing.T) {
 		_, err := loadConfig(cmd.Flags(), tc.env)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("args %v env %v: err %v, want it to mention %q", tc.args, tc.env, err, tc.want)
+		}
+	}
+}
+
+// TestServeDataDirInUse: weir serve and weir dev on a data directory that
+// another Weir process holds exit 1 at once with one line naming the
+// holder's pid (here the test process, which runs an embedded broker on
+// it) and bind nothing.
+func TestServeDataDirInUse(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	b, err := embedded.Start(embedded.Options{Dir: dir, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	want := fmt.Sprintf("weir: broker: data directory %s is in use by another Weir process (pid %d)", dir, os.Getpid())
+	addrs := []string{"--data-dir", dir, "--kafka-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--registry-addr", "127.0.0.1:0"}
+	for _, sub := range []string{"serve", "dev"} {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		cmd := exec.CommandContext(ctx, os.Args[0], append([]string{sub}, addrs...)...)
+		cmd.Env = append(os.Environ(), "WEIR_TEST_MAIN=1")
+		var stdout, stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		cancel()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+			t.Errorf("weir %s on a directory in use: %v, want exit status 1", sub, err)
+		}
+		if stderr.String() != want+"\n" || stdout.Len() > 0 {
+			t.Errorf("weir %s on a directory in use: stdout %q stderr %q; want the one line %q", sub, stdout.String(), stderr.String(), want)
 		}
 	}
 }

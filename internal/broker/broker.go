@@ -4,9 +4,9 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"path/filepath"
@@ -101,6 +101,13 @@ type Broker struct {
 
 	pids      *producerIDs
 	clusterID string
+	// lock holds the data directory (lock.go) until Close; nil if the
+	// filesystem cannot lock.
+	lock io.Closer
+
+	// dataDirs and withheld serve ClientMessage (clientmsg.go).
+	dataDirs []string
+	withheld withheldLog
 
 	hooks    gateHooks
 	traffic  *trafficMetrics
@@ -175,32 +182,56 @@ type topicMeta struct {
 	Configs    map[string]string `json:"configs,omitempty"`
 }
 
-// Open opens (or creates) the broker's data directory and every topic in it.
+// Open opens (or creates) the broker's data directory and every topic in
+// it. The directory is locked until Close: a second Open of it, in this
+// process or another, fails at once with ErrDirLocked.
 func Open(opts Options) (*Broker, error) {
 	if err := opts.fill(); err != nil {
 		return nil, err
 	}
-	b := &Broker{opts: opts, topics: map[string]*Topic{}, stop: make(chan struct{}), done: make(chan struct{}),
-		traffic: newTrafficMetrics(opts.Metrics), internal: map[string]*InternalLog{}}
-	for _, d := range []string{opts.Dir, b.topicsDir(), b.logsDir()} {
-		if err := vfs.MkdirAllDurable(opts.FS, d, 0o755); err != nil {
-			return nil, fmt.Errorf("broker: create %s: %w", d, err)
-		}
+	if err := vfs.MkdirAllDurable(opts.FS, opts.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("broker: create %s: %w", opts.Dir, err)
 	}
-	pids, err := openProducerIDs(opts.FS, filepath.Join(opts.Dir, "producer-ids"))
+	lock, err := lockDir(opts)
 	if err != nil {
 		return nil, err
 	}
-	b.pids = pids
-	if b.clusterID, err = loadClusterID(opts.FS, filepath.Join(opts.Dir, "cluster-id")); err != nil {
-		return nil, err
-	}
-	if err := b.load(); err != nil {
-		b.closeTopics()
+	b := &Broker{opts: opts, topics: map[string]*Topic{}, lock: lock, dataDirs: dataDirForms(opts.Dir),
+		stop: make(chan struct{}), done: make(chan struct{}),
+		traffic: newTrafficMetrics(opts.Metrics), internal: map[string]*InternalLog{}}
+	if err := b.open(); err != nil {
+		_ = b.closeTopics()
+		_ = b.unlock()
 		return nil, err
 	}
 	go b.retentionLoop()
 	return b, nil
+}
+
+// open reads a locked data directory: producer ids, cluster id, topics.
+func (b *Broker) open() error {
+	for _, d := range []string{b.topicsDir(), b.logsDir()} {
+		if err := vfs.MkdirAllDurable(b.opts.FS, d, 0o755); err != nil {
+			return fmt.Errorf("broker: create %s: %w", d, err)
+		}
+	}
+	pids, err := openProducerIDs(b.opts.FS, filepath.Join(b.opts.Dir, "producer-ids"))
+	if err != nil {
+		return err
+	}
+	b.pids = pids
+	if b.clusterID, err = loadClusterID(b.opts.FS, filepath.Join(b.opts.Dir, "cluster-id")); err != nil {
+		return err
+	}
+	return b.load()
+}
+
+// unlock releases the data directory's lock, if one is held.
+func (b *Broker) unlock() error {
+	if b.lock == nil {
+		return nil
+	}
+	return b.lock.Close()
 }
 
 func (b *Broker) topicsDir() string { return filepath.Join(b.opts.Dir, "topics") }
@@ -208,31 +239,13 @@ func (b *Broker) logsDir() string   { return filepath.Join(b.opts.Dir, "logs") }
 
 func (b *Broker) load() error {
 	fsys := b.opts.FS
-	names, err := fsys.List(b.topicsDir())
+	metas, err := b.loadMetas()
 	if err != nil {
-		return fmt.Errorf("broker: list topics: %w", err)
+		return err
 	}
 	ids := map[string]bool{}
-	for _, n := range names {
-		if strings.HasSuffix(n, ".tmp") {
-			_ = fsys.Remove(filepath.Join(b.topicsDir(), n))
-			continue
-		}
-		if !strings.HasSuffix(n, ".json") {
-			continue
-		}
-		raw, err := readAll(fsys, filepath.Join(b.topicsDir(), n))
-		if err != nil {
-			return fmt.Errorf("broker: read topic %s: %w", n, err)
-		}
-		var m topicMeta
-		if err := json.Unmarshal(raw, &m); err != nil {
-			return fmt.Errorf("broker: topic metadata %s is damaged: %w", n, err)
-		}
-		id, err := parseID(m.ID)
-		if err != nil || m.Partitions < 1 {
-			return fmt.Errorf("broker: topic metadata %s is damaged", n)
-		}
+	for _, m := range metas {
+		id, _ := parseID(m.ID) // checked and made canonical by loadMetas
 		t := &Topic{Name: m.Name, ID: id, metrics: b.traffic.topic(m.Name)}
 		b.setConfigs(t, m.Configs)
 		b.topics[m.Name] = t
@@ -342,7 +355,8 @@ func loadClusterID(fsys vfs.FS, path string) (string, error) {
 	return s, nil
 }
 
-// Close stops retention and closes every log cleanly.
+// Close stops retention, closes every log cleanly and then releases the
+// data directory for the next Open.
 func (b *Broker) Close() error {
 	b.mu.Lock()
 	if b.closed {
@@ -353,7 +367,8 @@ func (b *Broker) Close() error {
 	b.mu.Unlock()
 	close(b.stop)
 	<-b.done
-	return b.closeTopics()
+	err := b.closeTopics()
+	return errors.Join(err, b.unlock())
 }
 
 func (b *Broker) closeTopics() error {

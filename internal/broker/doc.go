@@ -9,14 +9,27 @@
 //
 // # On-disk layout (under Options.Dir)
 //
-//	topics/<name>.json        one file per topic: id, partitions, configs
+//	topics/<topic-id>.json    one file per topic: name, id, partitions, configs
 //	                          (replaced atomically: temp, fsync, rename, fsync dir)
 //	logs/<topic-id>/<p>/      one commitlog directory per partition
 //	producer-ids              next free producer id block { int64 | crc32c }
+//	cluster-id                the cluster id (22 characters, base64url)
+//	lock                      locked (flock) while a broker has the directory
+//	                          open; holds its pid, for a second Open's error
+//
+// Open locks the directory first and Close releases it last, so two
+// brokers never share one: a second Open, in this process or another,
+// fails at once with ErrDirLocked. A killed broker's lock goes with its
+// process.
 //
 // A topic exists once its metadata file is durable; log directories without
 // one (an interrupted create or delete) are removed at open. Topic deletion
 // removes the metadata file first, so a crash never resurrects a topic.
+// Files are named by the topic's id (32 hex digits), never its name, which
+// may be 249 bytes long. Earlier versions wrote topics/<name>.json; Open
+// moves such a file to <topic-id>.json (the new file durable first, then
+// the old one removed), and a crash part-way leaves both, which the next
+// Open resolves the same way.
 //
 // # Concurrency
 //

@@ -1,19 +1,28 @@
 package broker
 
 import (
+	"bytes"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/weirhq/weir/internal/vfs"
 )
 
 // MaxPartitions bounds the partitions of one topic.
 const MaxPartitions = 100000
 
-func (b *Broker) metaPath(name string) string { return filepath.Join(b.topicsDir(), name+".json") }
+// metaPath is the metadata file of the topic with id id. Files are named
+// by id, not name: a name may have 249 bytes, and "<name>.json.tmp" would
+// not fit in a 255-byte file name.
+func (b *Broker) metaPath(id [16]byte) string {
+	return filepath.Join(b.topicsDir(), hex.EncodeToString(id[:])+".json")
+}
 
 func (b *Broker) persist(t *Topic, partitions int32, configs map[string]string) error {
 	m := topicMeta{Name: t.Name, ID: hex.EncodeToString(t.ID[:]), Partitions: partitions, Configs: configs}
@@ -21,10 +30,113 @@ func (b *Broker) persist(t *Topic, partitions int32, configs map[string]string) 
 	if err != nil {
 		return err
 	}
-	if err := writeDurable(b.opts.FS, b.metaPath(t.Name), raw); err != nil {
+	if err := writeDurable(b.opts.FS, b.metaPath(t.ID), raw); err != nil {
 		return fmt.Errorf("%w: write topic metadata: %w", ErrStorage, err)
 	}
 	return nil
+}
+
+// metaFile is one topic metadata file found at load.
+type metaFile struct {
+	file string // name in the topics directory
+	raw  []byte
+	meta topicMeta
+	id   [16]byte
+}
+
+// loadMetas reads the metadata of every topic, with m.ID in canonical
+// form. It removes the temporary files of interrupted writes, and moves
+// files of the previous layout, named <name>.json, to <id>.json: first
+// the new file is made durable, then the old one is removed, so a crash
+// in between leaves both, with the same content, and the next load
+// finishes the move. (A <name>.json that differs from its <id>.json was
+// written later, by the previous version: its content wins.)
+func (b *Broker) loadMetas() ([]topicMeta, error) {
+	fsys, dir := b.opts.FS, b.topicsDir()
+	names, err := fsys.List(dir)
+	if err != nil {
+		return nil, fmt.Errorf("broker: list topics: %w", err)
+	}
+	var (
+		current = map[[16]byte]*metaFile{} // <id>.json
+		legacy  = map[[16]byte]*metaFile{} // <name>.json
+		order   [][16]byte
+		stale   []string // legacy files to remove
+	)
+	for _, n := range names {
+		if strings.HasSuffix(n, ".tmp") {
+			_ = fsys.Remove(filepath.Join(dir, n))
+			continue
+		}
+		if !strings.HasSuffix(n, ".json") {
+			continue
+		}
+		f, err := readMeta(fsys, dir, n)
+		if err != nil {
+			return nil, err
+		}
+		if current[f.id] == nil && legacy[f.id] == nil {
+			order = append(order, f.id)
+		}
+		switch {
+		case n == f.meta.ID+".json":
+			current[f.id] = f
+		case legacy[f.id] != nil:
+			stale = append(stale, n) // two old files of one topic: keep the first
+		default:
+			legacy[f.id] = f
+		}
+	}
+	metas := make([]topicMeta, 0, len(order))
+	byName := map[string]string{}
+	for _, id := range order {
+		f, old := current[id], legacy[id]
+		if old != nil {
+			if f == nil || !bytes.Equal(f.raw, old.raw) {
+				if err := writeDurable(fsys, b.metaPath(id), old.raw); err != nil {
+					return nil, fmt.Errorf("%w: move topic metadata %s to %s.json: %w", ErrStorage, old.file, old.meta.ID, err)
+				}
+			}
+			f = old
+			stale = append(stale, old.file)
+		}
+		if other, dup := byName[f.meta.Name]; dup {
+			return nil, fmt.Errorf("broker: topic metadata %s and %s both name topic %q", other, f.file, f.meta.Name)
+		}
+		byName[f.meta.Name] = f.file
+		metas = append(metas, f.meta)
+	}
+	if len(stale) == 0 {
+		return metas, nil
+	}
+	for _, n := range stale {
+		if err := fsys.Remove(filepath.Join(dir, n)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%w: remove old topic metadata %s: %w", ErrStorage, n, err)
+		}
+	}
+	if err := fsys.SyncDir(dir); err != nil {
+		return nil, fmt.Errorf("%w: sync topics dir: %w", ErrStorage, err)
+	}
+	b.opts.Logger.Info("broker: topic metadata files renamed to <topic id>.json", "files", len(stale))
+	return metas, nil
+}
+
+// readMeta reads and checks one topic metadata file.
+func readMeta(fsys vfs.FS, dir, n string) (*metaFile, error) {
+	raw, err := readAll(fsys, filepath.Join(dir, n))
+	if err != nil {
+		return nil, fmt.Errorf("broker: read topic %s: %w", n, err)
+	}
+	f := &metaFile{file: n, raw: raw}
+	if err := json.Unmarshal(raw, &f.meta); err != nil {
+		return nil, fmt.Errorf("broker: topic metadata %s is damaged: %w", n, err)
+	}
+	f.id, err = parseID(f.meta.ID)
+	if err != nil || f.meta.Partitions < 1 || f.meta.Name == "" {
+		return nil, fmt.Errorf("broker: topic metadata %s is damaged", n)
+	}
+	f.meta.ID = hex.EncodeToString(f.id[:])
+	return f, nil
 }
 
 func validateConfigs(configs map[string]string) error {
@@ -124,7 +236,7 @@ func (b *Broker) DeleteTopic(name string) error {
 	if IsReservedTopic(name) {
 		return errReserved(ErrInvalidRequest, name, "delete")
 	}
-	if err := b.opts.FS.Remove(b.metaPath(name)); err != nil {
+	if err := b.opts.FS.Remove(b.metaPath(t.ID)); err != nil {
 		return fmt.Errorf("%w: remove topic metadata: %w", ErrStorage, err)
 	}
 	if err := b.opts.FS.SyncDir(b.topicsDir()); err != nil {

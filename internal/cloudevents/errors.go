@@ -50,6 +50,10 @@ type apiError struct {
 
 	retryAfter time.Duration
 	allow      string
+	// cause, if set, is the error whose text for clients
+	// (broker.Broker.ClientMessage: no server paths) completes Message when
+	// the answer is written.
+	cause error
 }
 
 // recordProblem is one refused event of a write: its position in the
@@ -59,7 +63,12 @@ type recordProblem struct {
 	Message string `json:"message"`
 }
 
-func (e *apiError) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message) }
+func (e *apiError) Error() string {
+	if e.cause != nil {
+		return fmt.Sprintf("%d %s: %s: %v", e.Status, e.Code, e.Message, e.cause)
+	}
+	return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message)
+}
 
 func badRequest(format string, args ...any) *apiError {
 	return &apiError{Status: http.StatusBadRequest, Code: codeInvalidRequest, Message: fmt.Sprintf(format, args...)}
@@ -76,7 +85,7 @@ func methodNotAllowed(method, allow string) *apiError {
 
 func unavailable(err error) *apiError {
 	return &apiError{Status: http.StatusServiceUnavailable, Code: codeUnavailable,
-		Message: fmt.Sprintf("storage refused the request: %v", err), retryAfter: time.Second}
+		Message: "storage refused the request", cause: err, retryAfter: time.Second}
 }
 
 // toAPIError classifies err into its HTTP answer.
@@ -117,7 +126,7 @@ func toAPIError(err error) *apiError {
 			errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 			out = unavailable(err)
 		default:
-			out = &apiError{Status: http.StatusInternalServerError, Code: codeInternal, Message: err.Error()}
+			out = &apiError{Status: http.StatusInternalServerError, Code: codeInternal, cause: err}
 		}
 	}
 	var ie *indexedError
@@ -128,9 +137,18 @@ func toAPIError(err error) *apiError {
 	return out
 }
 
-// writeError answers with err's status and JSON body.
-func writeError(w http.ResponseWriter, err error) {
+// writeError answers with err's status and JSON body. The body tells no
+// server paths: a storage error's details are withheld and logged
+// (broker.Broker.ClientMessage), any other text loses the data directory.
+func (g *Gateway) writeError(w http.ResponseWriter, err error) {
 	ae := toAPIError(err)
+	if ae.cause != nil {
+		msg := g.b.ClientMessage(ae.cause)
+		if ae.Message != "" {
+			msg = ae.Message + ": " + msg
+		}
+		ae.Message = msg
+	}
 	if ae.allow != "" {
 		w.Header().Set("Allow", ae.allow)
 	}

@@ -195,7 +195,7 @@ func (g *Gateway) Close() error {
 // ServeHTTP routes /events/... and /subscriptions[/...].
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if g.closed.Load() {
-		writeError(w, ErrClosed)
+		g.writeError(w, ErrClosed)
 		return
 	}
 	path := r.URL.Path
@@ -205,14 +205,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case strings.HasPrefix(path, "/subscriptions/"):
 		name := path[len("/subscriptions/"):]
 		if strings.Contains(name, "/") {
-			writeError(w, notFound("no route for %s", path))
+			g.writeError(w, notFound("no route for %s", path))
 			return
 		}
 		g.serveSubscription(w, r, name)
 	case strings.HasPrefix(path, "/events/"):
 		topic, rest, _ := strings.Cut(path[len("/events/"):], "/")
 		if topic == "" {
-			writeError(w, notFound("name a topic: /events/{topic}"))
+			g.writeError(w, notFound("name a topic: /events/{topic}"))
 			return
 		}
 		switch rest {
@@ -220,15 +220,15 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			g.serveEvents(w, r, topic)
 		case "commit":
 			if r.Method != http.MethodPost {
-				writeError(w, methodNotAllowed(r.Method, "POST"))
+				g.writeError(w, methodNotAllowed(r.Method, "POST"))
 				return
 			}
 			g.serveCommit(w, r, topic)
 		default:
-			writeError(w, notFound("no route for %s", path))
+			g.writeError(w, notFound("no route for %s", path))
 		}
 	default:
-		writeError(w, notFound("no route for %s", path))
+		g.writeError(w, notFound("no route for %s", path))
 	}
 }
 
@@ -251,7 +251,7 @@ func (g *Gateway) serveEvents(w http.ResponseWriter, r *http.Request, topic stri
 		}
 		w.WriteHeader(http.StatusOK)
 	default:
-		writeError(w, methodNotAllowed(r.Method, "GET, POST, OPTIONS"))
+		g.writeError(w, methodNotAllowed(r.Method, "GET, POST, OPTIONS"))
 	}
 }
 

@@ -47,17 +47,17 @@ func (g *Gateway) bodyLimit(m contentMode) int {
 
 func (g *Gateway) serveIngest(w http.ResponseWriter, r *http.Request, topic string) {
 	if err := broker.ValidateTopicName(topic); err != nil {
-		writeError(w, err)
+		g.writeError(w, err)
 		return
 	}
 	mode, err := requestMode(r.Header)
 	if err != nil {
-		writeError(w, err)
+		g.writeError(w, err)
 		return
 	}
 	limit := g.bodyLimit(mode)
 	if r.ContentLength > int64(limit) {
-		writeError(w, tooLarge(mode, limit))
+		g.writeError(w, tooLarge(mode, limit))
 		return
 	}
 	reserve := int64(limit)
@@ -65,7 +65,7 @@ func (g *Gateway) serveIngest(w http.ResponseWriter, r *http.Request, topic stri
 		reserve = r.ContentLength
 	}
 	if !g.inflight.acquire(reserve) {
-		writeError(w, &apiError{Status: http.StatusTooManyRequests, Code: codeBackpressure,
+		g.writeError(w, &apiError{Status: http.StatusTooManyRequests, Code: codeBackpressure,
 			Message: "too many bytes in flight; retry later", retryAfter: time.Second})
 		return
 	}
@@ -76,9 +76,9 @@ func (g *Gateway) serveIngest(w http.ResponseWriter, r *http.Request, topic stri
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			writeError(w, tooLarge(mode, limit))
+			g.writeError(w, tooLarge(mode, limit))
 		} else {
-			writeError(w, badRequest("reading the body: %v", err))
+			g.writeError(w, badRequest("reading the body: %v", err))
 		}
 		return
 	}
@@ -96,7 +96,7 @@ func (g *Gateway) serveIngest(w http.ResponseWriter, r *http.Request, topic stri
 		evs, err = decodeBatch(body, g.opts.MaxBatchEvents)
 	}
 	if err != nil {
-		writeError(w, err)
+		g.writeError(w, err)
 		return
 	}
 	for i := range evs {
@@ -104,21 +104,21 @@ func (g *Gateway) serveIngest(w http.ResponseWriter, r *http.Request, topic stri
 			err := &apiError{Status: http.StatusRequestEntityTooLarge, Code: codeTooLarge,
 				Message: fmt.Sprintf("event of %d bytes exceeds the limit of %d", n, g.opts.MaxEventBytes)}
 			if mode == modeBatch {
-				writeError(w, atIndex(err, i))
+				g.writeError(w, atIndex(err, i))
 			} else {
-				writeError(w, err)
+				g.writeError(w, err)
 			}
 			return
 		}
 	}
 	t, err := g.writeTopic(topic)
 	if err != nil {
-		writeError(w, err)
+		g.writeError(w, err)
 		return
 	}
 	acc, err := g.publish(r.Context(), t, evs, g.dedup != nil)
 	if err != nil {
-		writeError(w, err)
+		g.writeError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusAccepted, ingestResponse{Topic: topic, Events: acc})

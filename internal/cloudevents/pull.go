@@ -308,31 +308,31 @@ func (g *Gateway) servePull(w http.ResponseWriter, r *http.Request, topic string
 	q := r.URL.Query()
 	groupID := q.Get("group")
 	if err := checkGroup(groupID); err != nil {
-		writeError(w, err)
+		g.writeError(w, err)
 		return
 	}
 	maxEvents, err := parseMax(q.Get("max"), 100, g.opts.MaxPollEvents)
 	if err != nil {
-		writeError(w, err)
+		g.writeError(w, err)
 		return
 	}
 	wait, err := parseWait(q.Get("wait"), g.opts.DefaultPollWait, g.opts.MaxPollWait)
 	if err != nil {
-		writeError(w, err)
+		g.writeError(w, err)
 		return
 	}
 	start, err := parseStart(q.Get("from"), startEarliest)
 	if err != nil {
-		writeError(w, err)
+		g.writeError(w, err)
 		return
 	}
 	t, err := g.readTopic(topic)
 	if err != nil {
-		writeError(w, err)
+		g.writeError(w, err)
 		return
 	}
 	if !g.acquireStream() {
-		writeError(w, tooManyStreams())
+		g.writeError(w, tooManyStreams())
 		return
 	}
 	defer g.releaseStream()
@@ -344,12 +344,12 @@ func (g *Gateway) servePull(w http.ResponseWriter, r *http.Request, topic string
 	pg.mu.Lock()
 	if err := pg.load(ctx, g, groupID, t); err != nil {
 		pg.mu.Unlock()
-		writeError(w, err)
+		g.writeError(w, err)
 		return
 	}
 	if err := pg.commitDelivered(ctx, g, groupID, topic); err != nil {
 		pg.mu.Unlock()
-		writeError(w, err)
+		g.writeError(w, err)
 		return
 	}
 	for {
@@ -359,11 +359,11 @@ func (g *Gateway) servePull(w http.ResponseWriter, r *http.Request, topic string
 		pg.lastUsed = g.opts.Now()
 		pg.mu.Unlock()
 		if err != nil {
-			writeError(w, unavailable(err))
+			g.writeError(w, unavailable(err))
 			return
 		}
 		if len(evs) > 0 || waitChange(chans, timer.C, ctx.Done(), g.ctx.Done()) >= 0 {
-			writeBatch(w, evs, next)
+			g.writeBatch(w, evs, next)
 			return
 		}
 		pg.mu.Lock()
@@ -388,7 +388,7 @@ func positions(next map[int32]int64) string {
 }
 
 // writeBatch answers with evs in the batched JSON format.
-func writeBatch(w http.ResponseWriter, evs []pulled, next string) {
+func (g *Gateway) writeBatch(w http.ResponseWriter, evs []pulled, next string) {
 	var buf bytes.Buffer
 	buf.WriteByte('[')
 	for i := range evs {
@@ -396,7 +396,7 @@ func writeBatch(w http.ResponseWriter, evs []pulled, next string) {
 			buf.WriteByte(',')
 		}
 		if err := event.WriteJson(&evs[i].ev, &buf); err != nil {
-			writeError(w, fmt.Errorf("cloudevents: encoding event at %d/%d: %w", evs[i].partition, evs[i].offset, err))
+			g.writeError(w, fmt.Errorf("cloudevents: encoding event at %d/%d: %w", evs[i].partition, evs[i].offset, err))
 			return
 		}
 	}
@@ -429,30 +429,30 @@ type commitResponse struct {
 func (g *Gateway) serveCommit(w http.ResponseWriter, r *http.Request, topic string) {
 	groupID := r.URL.Query().Get("group")
 	if err := checkGroup(groupID); err != nil {
-		writeError(w, err)
+		g.writeError(w, err)
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
 	if err != nil {
-		writeError(w, badRequest("reading the body: %v", err))
+		g.writeError(w, badRequest("reading the body: %v", err))
 		return
 	}
 	var req commitRequest
 	if len(bytes.TrimSpace(body)) > 0 {
 		if err := json.Unmarshal(body, &req); err != nil {
-			writeError(w, badRequest("commit body: %v", err))
+			g.writeError(w, badRequest("commit body: %v", err))
 			return
 		}
 	}
 	t, err := g.readTopic(topic)
 	if err != nil {
-		writeError(w, err)
+		g.writeError(w, err)
 		return
 	}
 	n := int32(len(t.Partitions()))
 	for _, po := range req.Offsets {
 		if po.Partition < 0 || po.Partition >= n || po.Offset < 0 {
-			writeError(w, badRequest("offset %d of partition %d is out of range", po.Offset, po.Partition))
+			g.writeError(w, badRequest("offset %d of partition %d is out of range", po.Offset, po.Partition))
 			return
 		}
 	}
@@ -462,7 +462,7 @@ func (g *Gateway) serveCommit(w http.ResponseWriter, r *http.Request, topic stri
 	defer pg.mu.Unlock()
 	pg.lastUsed = g.opts.Now()
 	if err := pg.load(ctx, g, groupID, t); err != nil {
-		writeError(w, err)
+		g.writeError(w, err)
 		return
 	}
 	if len(req.Offsets) > 0 {
@@ -471,14 +471,14 @@ func (g *Gateway) serveCommit(w http.ResponseWriter, r *http.Request, topic stri
 			offs[po.Partition] = po.Offset
 		}
 		if err := g.commit(ctx, groupID, topic, offs); err != nil {
-			writeError(w, err)
+			g.writeError(w, err)
 			return
 		}
 		for p, o := range offs {
 			pg.committed[p], pg.next[p] = o, o
 		}
 	} else if err := pg.commitDelivered(ctx, g, groupID, topic); err != nil {
-		writeError(w, err)
+		g.writeError(w, err)
 		return
 	}
 	resp := commitResponse{Group: groupID, Topic: topic, Offsets: []partitionOffset{}}

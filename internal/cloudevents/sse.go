@@ -84,7 +84,7 @@ func (g *Gateway) serveSSE(w http.ResponseWriter, r *http.Request, topic string)
 	groupID := q.Get("group")
 	if groupID != "" {
 		if err := checkGroup(groupID); err != nil {
-			writeError(w, err)
+			g.writeError(w, err)
 			return
 		}
 	}
@@ -94,7 +94,7 @@ func (g *Gateway) serveSSE(w http.ResponseWriter, r *http.Request, topic string)
 	}
 	start, err := parseStart(q.Get("from"), def)
 	if err != nil {
-		writeError(w, err)
+		g.writeError(w, err)
 		return
 	}
 	var resume map[int32]int64
@@ -104,16 +104,16 @@ func (g *Gateway) serveSSE(w http.ResponseWriter, r *http.Request, topic string)
 		resume, err = parseCursor(id)
 	}
 	if err != nil {
-		writeError(w, err)
+		g.writeError(w, err)
 		return
 	}
 	t, err := g.readTopic(topic)
 	if err != nil {
-		writeError(w, err)
+		g.writeError(w, err)
 		return
 	}
 	if !g.acquireStream() {
-		writeError(w, tooManyStreams())
+		g.writeError(w, tooManyStreams())
 		return
 	}
 	defer g.releaseStream()
@@ -123,7 +123,7 @@ func (g *Gateway) serveSSE(w http.ResponseWriter, r *http.Request, topic string)
 	if groupID != "" {
 		c, err := g.committed(ctx, groupID, topic, len(parts))
 		if err != nil {
-			writeError(w, err)
+			g.writeError(w, err)
 			return
 		}
 		next = c

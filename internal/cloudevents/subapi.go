@@ -150,7 +150,7 @@ func (g *Gateway) serveSubscriptions(w http.ResponseWriter, r *http.Request) {
 	case http.MethodPost:
 		sub, err := readSubscription(w, r)
 		if err != nil {
-			writeError(w, err)
+			g.writeError(w, err)
 			return
 		}
 		if sub.Name == "" {
@@ -160,13 +160,13 @@ func (g *Gateway) serveSubscriptions(w http.ResponseWriter, r *http.Request) {
 		}
 		v, err := g.subs.put(r.Context(), sub, false)
 		if err != nil {
-			writeError(w, err)
+			g.writeError(w, err)
 			return
 		}
 		w.Header().Set("Location", "/subscriptions/"+v.Name)
 		writeJSON(w, http.StatusCreated, v)
 	default:
-		writeError(w, methodNotAllowed(r.Method, "GET, POST"))
+		g.writeError(w, methodNotAllowed(r.Method, "GET, POST"))
 	}
 }
 
@@ -177,18 +177,18 @@ func (g *Gateway) serveSubscription(w http.ResponseWriter, r *http.Request, name
 		run := g.subs.m[name]
 		g.subs.mu.Unlock()
 		if run == nil {
-			writeError(w, notFound("no subscription %q", name))
+			g.writeError(w, notFound("no subscription %q", name))
 			return
 		}
 		writeJSON(w, http.StatusOK, run.view(r.Context()))
 	case http.MethodPut:
 		sub, err := readSubscription(w, r)
 		if err != nil {
-			writeError(w, err)
+			g.writeError(w, err)
 			return
 		}
 		if sub.Name != "" && sub.Name != name {
-			writeError(w, badRequest("the body names subscription %q, the path %q", sub.Name, name))
+			g.writeError(w, badRequest("the body names subscription %q, the path %q", sub.Name, name))
 			return
 		}
 		sub.Name = name
@@ -197,7 +197,7 @@ func (g *Gateway) serveSubscription(w http.ResponseWriter, r *http.Request, name
 		g.subs.mu.Unlock()
 		v, err := g.subs.put(r.Context(), sub, true)
 		if err != nil {
-			writeError(w, err)
+			g.writeError(w, err)
 			return
 		}
 		status := http.StatusOK
@@ -208,12 +208,12 @@ func (g *Gateway) serveSubscription(w http.ResponseWriter, r *http.Request, name
 		writeJSON(w, status, v)
 	case http.MethodDelete:
 		if err := g.subs.delete(r.Context(), name); err != nil {
-			writeError(w, err)
+			g.writeError(w, err)
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
 	default:
-		writeError(w, methodNotAllowed(r.Method, "GET, PUT, DELETE"))
+		g.writeError(w, methodNotAllowed(r.Method, "GET, PUT, DELETE"))
 	}
 }
 

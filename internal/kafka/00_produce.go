@@ -70,7 +70,7 @@ func (s *Server) handleProduce(c *Conn, r kmsg.Request) Reply {
 			p, err := s.produceOne(req, rt.Topic, rp)
 			if err != nil {
 				pr.ErrorCode = errorCode(err)
-				msg := err.Error()
+				msg := s.opts.Broker.ClientMessage(err)
 				pr.ErrorMessage = &msg
 				pr.ErrorRecords = errorRecords(err)
 			} else {
@@ -119,7 +119,7 @@ func (s *Server) handleProduce(c *Conn, r kmsg.Request) Reply {
 				} else {
 					pr.ErrorCode = errorCode(err)
 				}
-				msg := err.Error()
+				msg := s.opts.Broker.ClientMessage(err)
 				pr.ErrorMessage = &msg
 			}
 		}

@@ -35,7 +35,7 @@ func (s *Server) handleCreateTopics(_ *Conn, r kmsg.Request) Reply {
 		}
 		if err != nil {
 			t.ErrorCode = errorCode(err)
-			t.ErrorMessage = errorMessage(err)
+			t.ErrorMessage = s.errorMessage(err)
 			resp.Topics = append(resp.Topics, t)
 			continue
 		}

@@ -48,7 +48,7 @@ func (s *Server) handleDeleteTopics(_ *Conn, r kmsg.Request) Reply {
 		}
 		t.TopicID = id
 		t.ErrorCode = errorCode(err)
-		t.ErrorMessage = errorMessage(err)
+		t.ErrorMessage = s.errorMessage(err)
 		resp.Topics = append(resp.Topics, t)
 	}
 	return Respond(resp)

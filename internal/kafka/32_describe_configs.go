@@ -33,7 +33,7 @@ func (s *Server) handleDescribeConfigs(_ *Conn, r kmsg.Request) Reply {
 		entries, err := s.describeResource(rr.ResourceType, rr.ResourceName)
 		if err != nil {
 			res.ErrorCode = errorCode(err)
-			res.ErrorMessage = errorMessage(err)
+			res.ErrorMessage = s.errorMessage(err)
 			resp.Resources = append(resp.Resources, res)
 			continue
 		}

@@ -32,7 +32,7 @@ func (s *Server) handleAlterConfigs(_ *Conn, r kmsg.Request) Reply {
 			err = s.alterConfigs(rr, req.ValidateOnly)
 		}
 		res.ErrorCode = errorCode(err)
-		res.ErrorMessage = errorMessage(err)
+		res.ErrorMessage = s.errorMessage(err)
 		resp.Resources = append(resp.Resources, res)
 	}
 	return Respond(resp)

@@ -26,7 +26,7 @@ func (s *Server) handleCreatePartitions(_ *Conn, r kmsg.Request) Reply {
 			err = s.createPartitions(rt, req.ValidateOnly)
 		}
 		t.ErrorCode = errorCode(err)
-		t.ErrorMessage = errorMessage(err)
+		t.ErrorMessage = s.errorMessage(err)
 		resp.Topics = append(resp.Topics, t)
 	}
 	return Respond(resp)

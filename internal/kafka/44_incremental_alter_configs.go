@@ -33,7 +33,7 @@ func (s *Server) handleIncrementalAlterConfigs(_ *Conn, r kmsg.Request) Reply {
 			err = s.incrementalAlterConfigs(rr, req.ValidateOnly)
 		}
 		res.ErrorCode = errorCode(err)
-		res.ErrorMessage = errorMessage(err)
+		res.ErrorMessage = s.errorMessage(err)
 		resp.Resources = append(resp.Resources, res)
 	}
 	return Respond(resp)

@@ -29,7 +29,7 @@ func (s *Server) handleDescribeCluster(c *Conn, r kmsg.Request) Reply {
 	if req.Version >= 1 && req.EndpointType != endpointTypeBrokers {
 		err := fmt.Errorf("%w %d: a broker describes only brokers (1)", errUnsupportedEndpointType, req.EndpointType)
 		resp.ErrorCode = errorCode(err)
-		resp.ErrorMessage = errorMessage(err)
+		resp.ErrorMessage = s.errorMessage(err)
 		resp.EndpointType = req.EndpointType
 		return Respond(resp)
 	}

@@ -21,13 +21,14 @@ var (
 	errUnsupportedEndpointType  = errors.New("kafka: unsupported endpoint type")
 )
 
-// errorMessage returns err's text for a response's ErrorMessage field, or
-// nil for no error.
-func errorMessage(err error) *string {
+// errorMessage returns the text for a response's ErrorMessage field, or
+// nil for no error: err's text as fit for a client, without server paths
+// (broker.Broker.ClientMessage, which logs what it withholds).
+func (s *Server) errorMessage(err error) *string {
 	if err == nil {
 		return nil
 	}
-	msg := err.Error()
+	msg := s.opts.Broker.ClientMessage(err)
 	return &msg
 }
 

@@ -57,14 +57,21 @@ type faultServer struct {
 	brokLog *lockedBuffer
 	dir     string // partition t-0's log directory
 	inj     atomic.Pointer[vfs.Injector]
+	metaInj atomic.Pointer[vfs.Injector] // for topic metadata files
 }
 
 func (f *faultServer) arm(inj vfs.Injector) { f.inj.Store(&inj) }
+
+// armMeta fails what inj says for the files under /data/topics.
+func (f *faultServer) armMeta(inj vfs.Injector) { f.metaInj.Store(&inj) }
 
 func startFaultServer(t *testing.T, segmentBytes int64) *faultServer {
 	t.Helper()
 	f := &faultServer{mem: vfs.NewMem(), brokLog: &lockedBuffer{}, reg: metrics.NewBare()}
 	fsys := vfs.NewErrorFS(f.mem, vfs.InjectorFunc(func(op vfs.Op, path string) error {
+		if inj := f.metaInj.Load(); inj != nil && strings.HasPrefix(path, "/data/topics/") {
+			return (*inj).MaybeError(op, path)
+		}
 		inj := f.inj.Load()
 		if inj == nil || f.dir == "" || !strings.HasPrefix(path, f.dir+"/") {
 			return nil
@@ -274,4 +281,46 @@ func TestCorruptSegmentOverKafka(t *testing.T) {
 	waitFor(t, "the metrics to count the Fetch errors", func() bool {
 		return f.errorCount(t, "Fetch", kerr.KafkaStorageError.Message) >= 2
 	})
+}
+
+// TestStorageErrorsHidePaths: a storage failure reaches Kafka clients as
+// KAFKA_STORAGE_ERROR with a message that names the partition, if any,
+// and none of the server's paths; the operator finds the whole error,
+// paths included, in the broker's log.
+func TestStorageErrorsHidePaths(t *testing.T) {
+	f := startFaultServer(t, 0)
+	c := dial(t, f.addr)
+	full := vfs.NewToggle(vfs.OpWrite)
+	full.Set(syscall.ENOSPC)
+	f.arm(full)
+	p := c.roundTrip(produceReq(9, -1, "t", 0, buildBatch(t, 2, batch.BuildOptions{}))).(*kmsg.ProduceResponse).Topics[0].Partitions[0]
+	want := "storage error on this broker in partition t-0; the broker's log has the details"
+	if p.ErrorCode != kerr.KafkaStorageError.Code || p.ErrorMessage == nil || *p.ErrorMessage != want {
+		t.Fatalf("produce on a full disk: %v, message %v; want KAFKA_STORAGE_ERROR and %q",
+			kerr.ErrorForCode(p.ErrorCode), deref(p.ErrorMessage), want)
+	}
+	if logs := f.brokLog.String(); !strings.Contains(logs, f.dir) || !strings.Contains(logs, "no space left on device") {
+		t.Errorf("the produce's storage error is not in the broker log:\n%s", logs)
+	}
+
+	f.armMeta(vfs.FailOnce(vfs.OpCreate, syscall.EIO))
+	req := kmsg.NewPtrCreateTopicsRequest()
+	req.Version = 5
+	req.Topics = []kmsg.CreateTopicsRequestTopic{createTopicReq("new", 1, 1)}
+	rt := c.roundTrip(req).(*kmsg.CreateTopicsResponse).Topics[0]
+	want = "storage error on this broker; the broker's log has the details"
+	if rt.ErrorCode != kerr.KafkaStorageError.Code || rt.ErrorMessage == nil || *rt.ErrorMessage != want {
+		t.Fatalf("create topic with a failing disk: %v, message %v; want KAFKA_STORAGE_ERROR and %q",
+			kerr.ErrorForCode(rt.ErrorCode), deref(rt.ErrorMessage), want)
+	}
+	if logs := f.brokLog.String(); !strings.Contains(logs, "/data/topics/") {
+		t.Errorf("the create's storage error is not in the broker log:\n%s", logs)
+	}
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("%q", *s)
 }

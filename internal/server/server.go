@@ -113,6 +113,9 @@ func (s *Server) stages(cfg config.Config, opts Options) []stage {
 				LogMetrics:        newLogMetrics(opts.Metrics),
 				Metrics:           opts.Metrics,
 			})
+			if errors.Is(err, broker.ErrDirLocked) {
+				return err // one line that already names the directory and its holder
+			}
 			if err != nil {
 				return fmt.Errorf("server: open data dir %s: %w", cfg.DataDir, err)
 			}

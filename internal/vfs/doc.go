@@ -38,6 +38,17 @@
 // are lost wholesale by a crash unless synced. CrashStrict never keeps a
 // torn tail.
 //
+// # Locks
+//
+// Lock (the optional Locker interface) takes an exclusive, advisory lock
+// on a file without waiting, so that one data directory has one owner.
+// The OS filesystem uses flock(2) on Linux: the lock belongs to the open
+// file description, so a second Lock conflicts in the same process as in
+// another, and the kernel releases it when the holder dies. Elsewhere it
+// is a best effort that only keeps out other holders in this process.
+// MemFS keeps locks per file and drops them all in a crash image; ErrorFS
+// locks through the filesystem it wraps and never injects a fault there.
+//
 // # Concurrency
 //
 // Every FS and File in this package is safe for concurrent use. Reads and

@@ -26,6 +26,9 @@ import (
 type MemFS struct {
 	mu   sync.RWMutex
 	root *memNode
+	// locks holds the files Lock has locked (lock.go); nil until the
+	// first Lock.
+	locks map[*memNode]bool
 }
 
 var _ FS = (*MemFS)(nil)

@@ -23,7 +23,8 @@ const maxScribble = 8
 //   - when rng says so, a file whose current content extends past its
 //     durable length keeps a torn tail: a random-length prefix of those
 //     unsynced bytes, whose last few (at most 8) bytes may additionally be
-//     zeroed or replaced by random garbage.
+//     zeroed or replaced by random garbage;
+//   - no file is locked (Lock): a power loss releases every lock.
 //
 // With rng nil, Crash is CrashStrict. The same state and the same rng
 // sequence give the same result. Everything in the result is durable.

@@ -2,6 +2,7 @@ package vfs
 
 import (
 	"errors"
+	"io"
 	"os"
 	"syscall"
 )
@@ -67,3 +68,46 @@ func (o osFile) Preallocate(off, n int64) error {
 
 // fallocKeepSize is FALLOC_FL_KEEP_SIZE from linux/falloc.h.
 const fallocKeepSize = 0x1
+
+// lockOS takes flock(LOCK_EX|LOCK_NB) on name, created if missing. flock
+// locks belong to the open file description, so a second lockOS of the
+// same file fails in this process as well as in another, and the kernel
+// releases the lock when the descriptor is closed or the process dies.
+// (The descriptor is close-on-exec: children do not inherit the lock.)
+func lockOS(name string) (io.Closer, error) {
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	var serr error
+	cerr := rc.Control(func(fd uintptr) {
+		for {
+			serr = syscall.Flock(int(fd), syscall.LOCK_EX|syscall.LOCK_NB)
+			if !errors.Is(serr, syscall.EINTR) {
+				return
+			}
+		}
+	})
+	if cerr == nil && serr == nil {
+		return osLock{f}, nil
+	}
+	_ = f.Close()
+	if cerr != nil {
+		return nil, &os.PathError{Op: "flock", Path: name, Err: cerr}
+	}
+	if errors.Is(serr, syscall.EWOULDBLOCK) {
+		serr = ErrLocked
+	}
+	return nil, &os.PathError{Op: "flock", Path: name, Err: serr}
+}
+
+// osLock holds a flock(2) lock through its open descriptor.
+type osLock struct{ f *os.File }
+
+// Close releases the lock by closing the descriptor.
+func (l osLock) Close() error { return l.f.Close() }
