@@ -209,3 +209,71 @@ func grepLines(s, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// Reproduction 4: a second process on a data directory in use exits at
+// once with one line naming the holder's pid, and the first one's
+// acknowledged records survive both.
+func TestIntegrityDataDirLocked(t *testing.T) {
+	t.Parallel()
+	w := StartWeir(t, "")
+	cl := extKgoClient(t, w, kgo.DefaultProduceTopic("locked"), kgo.AllowAutoTopicCreation())
+	for i := range 3 {
+		if err := cl.ProduceSync(ctx(t), &kgo.Record{Value: fmt.Appendf(nil, "v%d", i)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := time.Now()
+	out, errb, err := extRunTool(30*time.Second, nil, "", nil, binary(t), "serve", "--data-dir", w.DataDir,
+		"--kafka-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--registry-addr", "127.0.0.1:0")
+	if err == nil {
+		t.Fatalf("a second weir serve on %s ran:\n%s%s", w.DataDir, out, errb)
+	}
+	lines := strings.Split(strings.TrimSpace(string(errb)), "\n")
+	want := fmt.Sprintf("in use by another Weir process (pid %d)", w.cmd.Process.Pid)
+	if len(lines) != 1 || !strings.Contains(lines[0], want) {
+		t.Fatalf("second process said %q, want one line containing %q", errb, want)
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("the second process took %v to refuse", d)
+	}
+	w.Restart(false)
+	recs := extKgoRead(t, w, "locked", 0, 3)
+	for i, r := range recs {
+		if string(r.Value) != fmt.Sprintf("v%d", i) {
+			t.Fatalf("record %d = %q after restart", i, r.Value)
+		}
+	}
+}
+
+// Reproduction 6: a legal 249-character topic name works end to end and
+// survives a restart; errors sent to clients never carry the data
+// directory's path.
+func TestIntegrityLongTopicName(t *testing.T) {
+	t.Parallel()
+	w := StartWeir(t, "")
+	name := strings.Repeat("a.b-c_", 41) + "xyz" // 249 characters
+	if len(name) != 249 {
+		t.Fatalf("name has %d characters", len(name))
+	}
+	adm := kadm.NewClient(extKgoClient(t, w))
+	resp, err := adm.CreateTopic(ctx(t), 1, 1, nil, name)
+	if err != nil || resp.Err != nil {
+		t.Fatalf("create a 249-character topic: %v %v (%s)", err, resp.Err, resp.ErrMessage)
+	}
+	cl := extKgoClient(t, w)
+	if err := cl.ProduceSync(ctx(t), &kgo.Record{Topic: name, Value: []byte("long")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	// One character more is refused, naming the rule, not a path.
+	resp, err = adm.CreateTopic(ctx(t), 1, 1, nil, name+"z")
+	if err == nil && resp.Err == nil {
+		t.Fatal("a 250-character name was accepted")
+	}
+	if strings.Contains(resp.ErrMessage, w.DataDir) {
+		t.Fatalf("error message leaks the data directory: %q", resp.ErrMessage)
+	}
+	w.Restart(true)
+	if recs := extKgoRead(t, w, name, 0, 1); string(recs[0].Value) != "long" {
+		t.Fatalf("after a crash: %q", recs[0].Value)
+	}
+}
