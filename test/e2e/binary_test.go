@@ -62,11 +62,11 @@ type Weir struct {
 	// HTTP and Registry are the gateway/metrics and schema registry
 	// listeners' host:port, as the process logged them.
 	HTTP, Registry string
-	args    []string
-	cmd     *exec.Cmd
-	exited  chan struct{}
-	logMu   sync.Mutex
-	logs    strings.Builder
+	args           []string
+	cmd            *exec.Cmd
+	exited         chan struct{}
+	logMu          sync.Mutex
+	logs           strings.Builder
 }
 
 var listenRE = regexp.MustCompile(`msg="weir: serving" kafka=([0-9.:]+) .*http=([0-9.:]+) registry=([0-9.:]+)`)
