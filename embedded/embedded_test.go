@@ -2,6 +2,7 @@ package embedded_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -49,5 +50,31 @@ func TestEmbeddedRoundTripAndRestart(t *testing.T) {
 	recs := fs.Records()
 	if len(recs) != 1 || string(recs[0].Key) != "k" || string(recs[0].Value) != "hello" || recs[0].Offset != 0 {
 		t.Fatalf("after restart got %+v", recs)
+	}
+}
+
+// TestEmbeddedLocksItsDirectory: a second embedded broker on a directory in
+// use fails at once, saying so, and starts once the first has closed.
+func TestEmbeddedLocksItsDirectory(t *testing.T) {
+	dir := t.TempDir()
+	b, err := embedded.Start(embedded.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b2, err := embedded.Start(embedded.Options{Dir: dir}); err == nil {
+		b2.Close()
+		t.Fatal("a second embedded broker opened a directory in use")
+	} else if !strings.Contains(err.Error(), "already open in this process") {
+		t.Fatalf("second start: %v", err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b3, err := embedded.Start(embedded.Options{Dir: dir})
+	if err != nil {
+		t.Fatalf("start after close: %v", err)
+	}
+	if err := b3.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
