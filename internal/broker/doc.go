@@ -7,6 +7,24 @@
 // nothing of the wire protocol: the kafka adapter translates requests into
 // calls here and maps the sentinel errors below to Kafka error codes.
 //
+// # The write gate
+//
+// Every append enters through Produce (client writes, whatever the
+// protocol) or an InternalLog (the node's own state: consumer offsets,
+// schemas, subscriptions), and both end in one function, gate (gate.go),
+// which applies every protection in one order: reserved topics, topic and
+// partition existence, record checks (framing, max.message.bytes, control
+// batches, compressed records, compression.type, timestamp bounds), the
+// installed RecordValidator, idempotent-producer sequences, and the
+// per-topic traffic counters. Partition has no exported append, so no
+// write path can skip the gate from outside this package. Topic creation
+// by clients (CreateTopic, EnsureTopic, TopicForWrite) applies Kafka's
+// naming rules, the reserved names and the installed TopicPolicy.
+//
+// Each reserved topic is owned by one InternalLog (internal_log.go), which
+// fixes its configs, creates it at start-up, repairs a pre-existing one,
+// replays it and alone writes it.
+//
 // # On-disk layout (under Options.Dir)
 //
 //	topics/<topic-id>.json    one file per topic: name, id, partitions, configs
