@@ -293,6 +293,30 @@ func TestProduceNoAutoCreate(t *testing.T) {
 	}
 }
 
+// TestProduceShowsTheBrokersReason: a record the broker's write gate
+// refuses is reported with the broker's own reason (franz-go keeps only the
+// code), for a schema-validated topic and for an internal topic.
+func TestProduceShowsTheBrokersReason(t *testing.T) {
+	t.Parallel()
+	b := startBroker(t, embedded.Options{})
+	c := newCLI(t, b)
+	if r := c.runLine(`weir topic create orders -c weir.value.schema.validation=true`); r.err != nil {
+		t.Fatal(r.err)
+	}
+	r := c.runLine(`echo not-avro | weir produce orders`)
+	want := "weir: produce to orders: INVALID_RECORD: invalid record: orders-0 record 0: value does not start with magic byte 0 and a 4-byte schema id"
+	if r.message() != want {
+		t.Errorf("got %q, want %q", r.message(), want)
+	}
+	r = c.runLine(`echo x | weir produce _schemas`)
+	if msg := r.message(); !strings.Contains(msg, "INVALID_TOPIC_EXCEPTION") || !strings.Contains(msg, "_schemas is written only by the node itself") {
+		t.Errorf("produce to _schemas: %q", msg)
+	}
+	if r := c.runLine(`printf 'a\nb\n' | weir produce plain`); r.err != nil {
+		t.Errorf("an ordinary topic after the refusals: %v", r.err)
+	}
+}
+
 // TestDev starts `weir dev` on a free port, follows its printed next step,
 // and stops it.
 func TestDev(t *testing.T) {

@@ -127,7 +127,8 @@ func runProduce(cmd *cobra.Command, a *app, topic string, o produceOpts) error {
 	ctx := cmd.Context()
 	interrupted, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	cl, err := a.client(ctx, opts...)
+	tap := newReasonTap()
+	cl, err := a.client(ctx, append(opts, kgo.Dialer(tap.dial))...)
 	if err != nil {
 		return err
 	}
@@ -141,12 +142,13 @@ func runProduce(cmd *cobra.Command, a *app, topic string, o produceOpts) error {
 
 	noAck := strings.EqualFold(o.acks, "none") || o.acks == "0"
 	var (
-		mu       sync.Mutex
-		results  = map[int]produced{}
-		next     int // the next result to print, for input-order output
-		firstErr error
-		acked    int
-		wg       sync.WaitGroup
+		mu         sync.Mutex
+		results    = map[int]produced{}
+		next       int // the next result to print, for input-order output
+		firstErr   error
+		failedPart int32 // the partition firstErr came from
+		acked      int
+		wg         sync.WaitGroup
 	)
 	bar := newProgress(stderr, "produced")
 	flushResults := func() {
@@ -188,7 +190,7 @@ func runProduce(cmd *cobra.Command, a *app, topic string, o produceOpts) error {
 			defer mu.Unlock()
 			if err != nil {
 				if firstErr == nil {
-					firstErr = err
+					firstErr, failedPart = err, r.Partition
 				}
 				return
 			}
@@ -235,7 +237,7 @@ func runProduce(cmd *cobra.Command, a *app, topic string, o produceOpts) error {
 	wg.Wait()
 	bar.done()
 	if firstErr != nil {
-		return produceError(a, topic, o.partition, firstErr)
+		return produceError(a, topic, o.partition, firstErr, tap.reason(topic, failedPart))
 	}
 	if readErr != nil {
 		return fmt.Errorf("read stdin after %d records: %w", seq, readErr)
@@ -250,8 +252,12 @@ func runProduce(cmd *cobra.Command, a *app, topic string, o produceOpts) error {
 	return nil
 }
 
-// produceError explains why a record was not written.
-func produceError(a *app, topic string, partition int32, err error) error {
+// produceError explains why a record was not written, with the broker's
+// reason when it gave one.
+func produceError(a *app, topic string, partition int32, err error, reason string) error {
+	if ke := (*kerr.Error)(nil); reason != "" && errors.As(err, &ke) {
+		return fmt.Errorf("produce to %s: %s: %s", topic, ke.Message, strings.TrimPrefix(reason, "broker: "))
+	}
 	switch {
 	case errors.Is(err, kerr.UnknownTopicOrPartition):
 		if partition >= 0 {
