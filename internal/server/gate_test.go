@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -16,6 +17,8 @@ import (
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/weirhq/weir/internal/batch"
+	"github.com/weirhq/weir/internal/config"
+	"github.com/weirhq/weir/internal/metrics"
 )
 
 // The write gate seen from every write path of a running node: the same
@@ -171,5 +174,34 @@ func TestGateSameRefusalOnEveryPath(t *testing.T) {
 	}
 	if d, _ := json.Marshal(evs[0]["data"]); string(d) != `{"name":"ada"}` {
 		t.Errorf("pulled data %s, want the JSON document", d)
+	}
+}
+
+// TestStartFailureStopsEveryStage: when a late stage fails (the Kafka
+// address is taken), Start stops the stages it started, in reverse: the
+// data directory is unlocked and the listeners closed, so a second Start on
+// the same directory and addresses succeeds.
+func TestStartFailureStopsEveryStage(t *testing.T) {
+	dir := t.TempDir()
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	httpLn, _ := net.Listen("tcp", "127.0.0.1:0")
+	httpAddr := httpLn.Addr().String()
+	_ = httpLn.Close()
+	cfg := config.Defaults()
+	cfg.DataDir, cfg.KafkaAddr, cfg.HTTPAddr, cfg.RegistryAddr = dir, taken.Addr().String(), httpAddr, "127.0.0.1:0"
+	if _, err := Start(cfg, Options{Logger: quiet, Metrics: metrics.New()}); err == nil || !strings.Contains(err.Error(), "listen on kafka address") {
+		t.Fatalf("start with the Kafka address taken: %v", err)
+	}
+	_ = taken.Close()
+	cfg.KafkaAddr = "127.0.0.1:0"
+	s, err := Start(cfg, Options{Logger: quiet, Metrics: metrics.New()})
+	if err != nil {
+		t.Fatalf("start after the failed one: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
