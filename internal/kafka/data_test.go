@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -8,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/weirhq/weir/internal/batch"
+	"github.com/weirhq/weir/internal/broker"
 )
 
 func buildBatch(t *testing.T, n int, opts batch.BuildOptions) []byte {
@@ -82,6 +84,41 @@ func TestProduceErrors(t *testing.T) {
 	// Three successful produces of two records each: offsets 0..5.
 	if hw := mustPartition(t, ts, "t", 0).HighWatermark(); hw != 6 {
 		t.Fatalf("high watermark %d, want 6", hw)
+	}
+}
+
+// TestProduceToInternalTopicsEveryVersion: no Produce version writes an
+// internal topic: v0-2 are refused for their message format, v3-11 with
+// INVALID_TOPIC_EXCEPTION and the gate's reason; nothing is appended.
+func TestProduceToInternalTopicsEveryVersion(t *testing.T) {
+	ts := startServer(t, Options{})
+	b := ts.opts.Broker
+	for _, name := range []string{broker.SchemasTopic, broker.SubscriptionsTopic} {
+		if _, err := b.OpenInternalLog(name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := dial(t, ts.addr)
+	for _, name := range []string{OffsetsTopic, broker.SchemasTopic, broker.SubscriptionsTopic} {
+		p := mustPartition(t, ts, name, 0)
+		end := p.HighWatermark()
+		for v := int16(0); v <= 11; v++ {
+			resp := c.roundTrip(produceReq(v, -1, name, 0, buildBatch(t, 1, batch.BuildOptions{}))).(*kmsg.ProduceResponse)
+			rp := resp.Topics[0].Partitions[0]
+			want := kerr.InvalidTopicException.Code
+			if v < 3 {
+				want = kerr.UnsupportedForMessageFormat.Code
+			}
+			if rp.ErrorCode != want {
+				t.Errorf("%s v%d: %v, want %v", name, v, kerr.ErrorForCode(rp.ErrorCode), kerr.ErrorForCode(want))
+			}
+			if v >= 8 && (rp.ErrorMessage == nil || !strings.Contains(*rp.ErrorMessage, "written only by the node itself")) {
+				t.Errorf("%s v%d: message %v", name, v, rp.ErrorMessage)
+			}
+		}
+		if got := p.HighWatermark(); got != end {
+			t.Errorf("%s: high watermark %d -> %d", name, end, got)
+		}
 	}
 }
 
