@@ -17,7 +17,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/weirhq/weir/internal/batch"
@@ -108,23 +107,7 @@ func TestGateProperty(t *testing.T) {
 	isReserved := func(topic string) bool { return topic != "v" && topic != "plain" }
 
 	produce := func(version int16, topic string, p payload) int16 {
-		raw, err := batch.Build(batch.BuildOptions{BaseTimestamp: time.Now().UnixMilli()}, []batch.Record{{Key: []byte(mark), Value: p.data}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		req := kmsg.NewPtrProduceRequest()
-		req.Version, req.Acks, req.TimeoutMillis = version, -1, 10000
-		rt := kmsg.NewProduceRequestTopic()
-		rt.Topic = topic
-		rp := kmsg.NewProduceRequestTopicPartition()
-		rp.Records = raw
-		rt.Partitions = append(rt.Partitions, rp)
-		req.Topics = append(req.Topics, rt)
-		resp, err := req.RequestWith(ctx, cl)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp.Topics[0].Partitions[0].ErrorCode
+		return rawProduce(t, cl, version, topic, batch.Record{Key: []byte(mark), Value: p.data}).ErrorCode
 	}
 	post := func(topic, contentType string, body []byte, headers map[string]string) int {
 		req, _ := http.NewRequest(http.MethodPost, "http://"+s.HTTPAddr()+"/events/"+topic, bytes.NewReader(body))

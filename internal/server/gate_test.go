@@ -48,17 +48,17 @@ func postCE(t *testing.T, s *Server, topic, contentType, dataschema string, data
 	return resp.StatusCode, string(body)
 }
 
-// produceErr produces value to topic with a raw Produce v9 request (kgo
-// does not surface a partition's ErrorMessage) and returns the partition's
-// error and the message the broker sent with it and its RecordErrors.
-func produceErr(t *testing.T, s *Server, topic string, value []byte) (string, error) {
+// rawProduce sends one record to partition 0 of topic in a raw Produce
+// request of the given version (kgo's producer does not surface a
+// partition's ErrorMessage) and returns the partition's answer.
+func rawProduce(t *testing.T, cl *kgo.Client, version int16, topic string, rec batch.Record) kmsg.ProduceResponseTopicPartition {
 	t.Helper()
-	raw, err := batch.Build(batch.BuildOptions{BaseTimestamp: time.Now().UnixMilli()}, []batch.Record{{Value: value}})
+	raw, err := batch.Build(batch.BuildOptions{BaseTimestamp: time.Now().UnixMilli()}, []batch.Record{rec})
 	if err != nil {
 		t.Fatal(err)
 	}
 	req := kmsg.NewPtrProduceRequest()
-	req.Version, req.Acks, req.TimeoutMillis = 9, -1, 10000
+	req.Version, req.Acks, req.TimeoutMillis = version, -1, 10000
 	rt := kmsg.NewProduceRequestTopic()
 	rt.Topic = topic
 	rp := kmsg.NewProduceRequestTopicPartition()
@@ -67,11 +67,18 @@ func produceErr(t *testing.T, s *Server, topic string, value []byte) (string, er
 	req.Topics = append(req.Topics, rt)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	resp, err := req.RequestWith(ctx, client(t, s))
+	resp, err := req.RequestWith(ctx, cl)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := resp.Topics[0].Partitions[0]
+	return resp.Topics[0].Partitions[0]
+}
+
+// produceErr produces value to topic with Produce v9 and returns the
+// partition's error with the message the broker sent and its RecordErrors.
+func produceErr(t *testing.T, s *Server, topic string, value []byte) (string, error) {
+	t.Helper()
+	p := rawProduce(t, client(t, s), 9, topic, batch.Record{Value: value})
 	if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
 		msg := ""
 		if p.ErrorMessage != nil {
