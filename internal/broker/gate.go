@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -88,12 +89,26 @@ func (b *Broker) SetRecordValidator(v RecordValidator) {
 // gate. The append is not yet durable: acks=all callers then call
 // WaitDurable(ctx, LastOffset+1) on the partition.
 func (b *Broker) Produce(w Write) (Produced, error) {
-	return b.gate(w, nil)
+	return b.gate(w, nil, false)
 }
 
+// CheckWrite runs every check of the gate on a client write without
+// appending it: a path that writes one request to several partitions (the
+// CloudEvents batch mode) checks them all first, so a refusal leaves none
+// written. The records may be modified as Produce modifies them; a
+// successful check does not reserve anything (Produce checks again).
+func (b *Broker) CheckWrite(w Write) error {
+	_, err := b.gate(w, nil, true)
+	return err
+}
+
+// errChecked ends a dry run of the gate after its checks, before the
+// append.
+var errChecked = errors.New("broker: checked")
+
 // gate is the one append path; owner is the InternalLog writing, nil for
-// clients.
-func (b *Broker) gate(w Write, owner *InternalLog) (Produced, error) {
+// clients; dry stops after the checks.
+func (b *Broker) gate(w Write, owner *InternalLog, dry bool) (Produced, error) {
 	b.mu.RLock()
 	closed := b.closed
 	t := b.topics[w.Topic]
@@ -124,7 +139,21 @@ func (b *Broker) gate(w Write, owner *InternalLog) (Produced, error) {
 			check = func(records []byte) error { return b.validateRecords(t, w.Partition, key, value, records) }
 		}
 	}
+	if dry {
+		validate := check
+		check = func(records []byte) error {
+			if validate != nil {
+				if err := validate(records); err != nil {
+					return err
+				}
+			}
+			return errChecked
+		}
+	}
 	a, err := p.appendBatches(w.Records, check)
+	if dry && errors.Is(err, errChecked) {
+		return Produced{}, nil
+	}
 	if err != nil {
 		return Produced{}, err
 	}

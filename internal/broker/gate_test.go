@@ -187,7 +187,7 @@ func TestGateReservedTopics(t *testing.T) {
 	if _, err := b.CreateTopic("orders", 1, nil, false); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.gate(Write{Topic: "orders", Records: rec()}, l); !errors.Is(err, ErrReservedTopic) {
+	if _, err := b.gate(Write{Topic: "orders", Records: rec()}, l, false); !errors.Is(err, ErrReservedTopic) {
 		t.Errorf("internal log writing a client topic: %v", err)
 	}
 }
@@ -297,5 +297,34 @@ func TestGatePolicy(t *testing.T) {
 	}
 	if _, err := b.TopicForWrite("team.orders"); err != nil {
 		t.Errorf("allowed name: %v", err)
+	}
+}
+
+// TestCheckWriteAppendsNothing: a dry run of the gate answers what Produce
+// would, and writes nothing either way.
+func TestCheckWriteAppendsNothing(t *testing.T) {
+	b := openMem(t, vfs.NewMem())
+	defer b.Close()
+	b.SetRecordValidator(&fakeSchemas{})
+	if _, err := b.CreateTopic("v", 1, map[string]string{"weir.value.schema.validation": "true"}, false); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := b.Partition("v", 0)
+	ok := buildRecords(t, batch.CodecNone, batch.Record{Value: []byte("ok")})
+	bad := buildRecords(t, batch.CodecNone, batch.Record{Value: []byte("no")})
+	if err := b.CheckWrite(Write{Topic: "v", Records: ok}); err != nil {
+		t.Fatalf("check of a good write: %v", err)
+	}
+	if err := b.CheckWrite(Write{Topic: "v", Records: bad}); !errors.Is(err, ErrInvalidRecord) {
+		t.Fatalf("check of a bad write: %v", err)
+	}
+	if err := b.CheckWrite(Write{Topic: SchemasTopic, Records: ok}); !errors.Is(err, ErrReservedTopic) {
+		t.Fatalf("check of a reserved topic: %v", err)
+	}
+	if end := p.log.EndOffset(); end != 0 {
+		t.Fatalf("checks appended: log end %d", end)
+	}
+	if _, err := b.Produce(Write{Topic: "v", Records: ok}); err != nil {
+		t.Fatalf("produce after the check: %v", err)
 	}
 }

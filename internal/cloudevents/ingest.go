@@ -272,13 +272,26 @@ func (g *Gateway) write(ctx context.Context, t *broker.Topic, todo []pending, ou
 	var done []appended
 	maxBytes := g.maxMessageBytes(t)
 	now := g.opts.Now().UnixMilli()
+	raws := make(map[int32][]byte, len(order))
 	for _, pi := range order {
-		ps := byPart[pi]
-		raw, err := buildBatches(ps, now, maxBytes)
+		raw, err := buildBatches(byPart[pi], now, maxBytes)
 		if err != nil {
 			return err
 		}
-		pr, err := g.b.Produce(broker.Write{Topic: t.Name, Partition: pi, Records: raw})
+		raws[pi] = raw
+	}
+	if len(order) > 1 {
+		// All or none: every partition's write passes the gate's checks
+		// before any is appended.
+		for _, pi := range order {
+			if err := g.b.CheckWrite(broker.Write{Topic: t.Name, Partition: pi, Records: raws[pi]}); err != nil {
+				return writeRefused(err, byPart[pi])
+			}
+		}
+	}
+	for _, pi := range order {
+		ps := byPart[pi]
+		pr, err := g.b.Produce(broker.Write{Topic: t.Name, Partition: pi, Records: raws[pi]})
 		if err != nil {
 			return writeRefused(err, ps)
 		}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -181,6 +183,88 @@ func TestGateSameRefusalOnEveryPath(t *testing.T) {
 	}
 	if d, _ := json.Marshal(evs[0]["data"]); string(d) != `{"name":"ada"}` {
 		t.Errorf("pulled data %s, want the JSON document", d)
+	}
+}
+
+// TestGateBatchAllOrNothingAcrossPartitions: a CloudEvents batch whose
+// events land on several partitions is stored whole or not at all, also
+// when the gate's schema validation refuses one of them.
+func TestGateBatchAllOrNothingAcrossPartitions(t *testing.T) {
+	s := startNode(t, t.TempDir(), nil)
+	ctx := context.Background()
+	if _, err := srClient(t, s).CreateSchema(ctx, "multi-value", sr.Schema{Type: sr.TypeJSON,
+		Schema: `{"type":"object","required":["ok"]}`}); err != nil {
+		t.Fatal(err)
+	}
+	full := "full"
+	cl := client(t, s)
+	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 4, 1, map[string]*string{"weir.value.schema.validation": &full}, "multi"); err != nil {
+		t.Fatal(err)
+	}
+	event := func(i int, data string) map[string]any {
+		return map[string]any{"specversion": "1.0", "id": fmt.Sprint("m-", i), "source": "/multi", "type": "t",
+			"partitionkey": fmt.Sprint("key-", i), "datacontenttype": "application/json", "data": json.RawMessage(data)}
+	}
+	post := func(evs ...map[string]any) (int, string) {
+		body, _ := json.Marshal(evs)
+		req, _ := http.NewRequest(http.MethodPost, "http://"+s.HTTPAddr()+"/events/multi", strings.NewReader(string(body)))
+		req.Header.Set("Content-Type", "application/cloudevents-batch+json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	// The gate itself refuses (framed data with an unknown id), not the
+	// gateway's JSON framing: eight keys spread over the partitions.
+	var evs []map[string]any
+	for i := range 8 {
+		evs = append(evs, event(i, `{"ok":1}`))
+	}
+	// The bad event's partition must come after the first event's in the
+	// write order, so that without the all-or-nothing check a partition
+	// would already be written when the bad one is refused. The gateway
+	// partitions keyed events as Kafka's default partitioner does.
+	part := kgo.StickyKeyPartitioner(nil).ForTopic("multi")
+	badKey := ""
+	for i := 0; badKey == ""; i++ {
+		if k := fmt.Sprint("bad-", i); part.Partition(&kgo.Record{Key: []byte(k)}, 4) != part.Partition(&kgo.Record{Key: []byte("key-0")}, 4) {
+			badKey = k
+		}
+	}
+	bad := map[string]any{"specversion": "1.0", "id": "m-bad", "source": "/multi", "type": "t", "partitionkey": badKey,
+		"datacontenttype": "application/octet-stream", "data_base64": base64.StdEncoding.EncodeToString(wire(999, []byte(`{"ok":1}`)))}
+	code, body := post(append(evs, bad)...)
+	if code != http.StatusUnprocessableEntity || !strings.Contains(body, "schema id 999 is not registered") {
+		t.Fatalf("batch with one bad event: %d %s", code, body)
+	}
+	total := func() int64 {
+		var n int64
+		for _, p := range s.Broker().Topics() {
+			if p.Name == "multi" {
+				for _, part := range p.Partitions() {
+					n += part.HighWatermark()
+				}
+			}
+		}
+		return n
+	}
+	if n := total(); n != 0 {
+		t.Fatalf("a refused batch stored %d events", n)
+	}
+	// New ids: the gateway's idempotence would answer events it stored
+	// before as duplicates and hide them from the count.
+	for i := range evs {
+		evs[i]["id"] = fmt.Sprint("again-", i)
+	}
+	if code, body := post(evs...); code != http.StatusAccepted {
+		t.Fatalf("good batch: %d %s", code, body)
+	}
+	// The 202 came after fsync, which covers every earlier append.
+	if n := total(); n != 8 {
+		t.Fatalf("%d events stored, want the good batch's 8 (the refused batch stored %d)", n, n-8)
 	}
 }
 
