@@ -45,10 +45,11 @@ var allowed = map[string]pkgRule{
 		testImports: []string{"internal/group", "internal/kafka"},
 	},
 	"internal/group": {},
+	"internal/txn":   {},
 	// Adapters: onto the core, never past it into storage.
 	"internal/schema": {},
 	"internal/kafka": {
-		imports:     []string{"internal/batch", "internal/broker", "internal/group", "internal/metrics"},
+		imports:     []string{"internal/batch", "internal/broker", "internal/group", "internal/metrics", "internal/txn"},
 		testImports: []string{"internal/vfs"},
 	},
 	"internal/cloudevents": {
@@ -72,6 +73,7 @@ var banned = map[string][]string{
 	"internal/commitlog": {"net", "net/http", "github.com/twmb/franz-go"},
 	"internal/broker":    {"net/http", "github.com/twmb/franz-go"},
 	"internal/group":     {"github.com/twmb/franz-go"},
+	"internal/txn":       {"github.com/twmb/franz-go"},
 	"internal/schema":    {"github.com/twmb/franz-go"},
 }
 

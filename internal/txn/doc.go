@@ -1,0 +1,60 @@
+// Package txn is the Kafka transaction coordinator as a pure state
+// machine.
+//
+// Machine holds every transactional id: its producer id and epoch, the
+// previous ones (KIP-360), its timeout and state, and the partitions and
+// consumer groups of the transaction under way. It is fed the
+// coordinator's inputs (InitProducerID, AddPartitions, AddOffsets, EndTxn,
+// MarkersWritten, Tick, Load) together with the current time, and never
+// touches a clock, a disk or the network. Each input returns its answer
+// and the actions its owner must carry out, as data (etcd raft's Ready):
+//
+//   - Persist: __transaction_state records, written durably before the
+//     request is answered;
+//   - Markers: commit or abort control batches to write to partitions;
+//   - Offsets: consumer groups whose transactional offsets become visible
+//     or are dropped.
+//
+// Once a transaction's markers and offsets are durable the owner reports
+// MarkersWritten and persists the completion it returns. After a restart
+// Load replays the records and returns the markers of every transaction
+// that was prepared but not completed, to be written again (markers are
+// idempotent for the log: a second marker for the same producer and epoch
+// is harmless). Producer ids come from a ProducerIDs the owner passes in.
+//
+// The machine applies an input's change at once; its owner must not
+// answer before the records are durable, and if an append fails it must
+// drop the machine and Load a new one from the Store (crash-only), since
+// the machine already holds the change the log lost.
+//
+// The machine is not safe for concurrent use. It must not import broker,
+// kafka, server or franz-go; the Store it declares is implemented by the
+// Kafka adapter in Kafka's own __transaction_state format.
+//
+// # States (Kafka's TransactionState)
+//
+//	       InitProducerId                          InitProducerId (epoch+1)
+//	(new) ────────────────► Empty ◄──────────────────────────────────────────┐
+//	                          │                                               │
+//	                          │ AddPartitions, AddOffsets                     │
+//	                          ▼                                               │
+//	                       Ongoing ◄──────── AddPartitions, AddOffsets ───────┤
+//	                       │  │  │                                            │
+//	     EndTxn(commit) ◄──┘  │  └──► EndTxn(abort)                           │
+//	          │               │            │                                  │
+//	          ▼               │            ▼                                  │
+//	    PrepareCommit         │       PrepareAbort ◄─── abort (epoch+1) ──┐   │
+//	          │ markers       │            │ markers                      │   │
+//	          ▼               │            ▼                              │   │
+//	    CompleteCommit        │       CompleteAbort                       │   │
+//	          └───────────────┼────────────┴──────────────────────────────┼───┘
+//	                          │                                           │
+//	                          └─ InitProducerId, timeout ─► PrepareEpochFence
+//	                                                       (transient, never persisted)
+//
+//	 Empty, CompleteCommit, CompleteAbort ── idle for transactional.id.expiration ──► Dead (tombstone, removed)
+//
+// Requests that find a transaction in PrepareCommit or PrepareAbort are
+// answered ErrConcurrentTransactions (the client retries); an EndTxn that
+// repeats the one that completed succeeds again.
+package txn
