@@ -287,6 +287,15 @@ func TestControl(t *testing.T) {
 	if !bytes.Equal(recs[0].Value, []byte{0, 0, 0, 0, 0, 5}) {
 		t.Fatalf("value %x", recs[0].Value)
 	}
+	if ce, err := ParseEndTxnMarker(recs[0].Value); err != nil || ce != 5 {
+		t.Fatalf("ParseEndTxnMarker = %d, %v", ce, err)
+	}
+	if _, err := ParseEndTxnMarker([]byte{0, 0, 0}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("short marker: %v", err)
+	}
+	if _, err := ParseEndTxnMarker([]byte{0xff, 0xff, 0, 0, 0, 1}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("negative marker version: %v", err)
+	}
 	if IsControl(mustBuild(t, BuildOptions{}, nil)) {
 		t.Fatal("plain batch is control")
 	}

@@ -64,3 +64,20 @@ func EndTxnMarker(t ControlType, coordinatorEpoch int32) Record {
 	value = binary.BigEndian.AppendUint32(value, uint32(coordinatorEpoch))
 	return Record{Key: key, Value: value}
 }
+
+// endTxnMarkerSize is the size of a version 0 EndTransactionMarker value.
+const endTxnMarkerSize = 6
+
+// ParseEndTxnMarker decodes the value of an abort or commit control record
+// (Kafka's EndTransactionMarker) and returns its coordinator epoch. Later
+// versions may append fields, which it ignores; a short value or a
+// negative version is ErrInvalid.
+func ParseEndTxnMarker(value []byte) (coordinatorEpoch int32, err error) {
+	if len(value) < endTxnMarkerSize {
+		return 0, fmt.Errorf("%w: end transaction marker of %d bytes", ErrInvalid, len(value))
+	}
+	if v := int16(binary.BigEndian.Uint16(value)); v < 0 {
+		return 0, fmt.Errorf("%w: end transaction marker version %d", ErrInvalid, v)
+	}
+	return int32(binary.BigEndian.Uint32(value[2:])), nil
+}

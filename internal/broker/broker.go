@@ -409,6 +409,7 @@ func (b *Broker) EnforceRetention() {
 			if n, err := p.log.EnforceRetention(); err != nil && !errors.Is(err, commitlog.ErrClosed) {
 				b.opts.Logger.Warn("broker: retention", "topic", t.Name, "partition", p.index, "err", err)
 			} else if n > 0 {
+				p.pruneTxns()
 				b.opts.Logger.Debug("broker: retention deleted segments", "topic", t.Name, "partition", p.index, "segments", n)
 			}
 		}

@@ -10,8 +10,10 @@
 // # The write gate
 //
 // Every append enters through Produce (client writes, whatever the
-// protocol) or an InternalLog (the node's own state: consumer offsets,
-// schemas, subscriptions), and both end in one function, gate (gate.go),
+// protocol), an InternalLog (the node's own state: consumer offsets,
+// schemas, subscriptions) or WriteMarker (transaction markers, written for
+// the transaction coordinator through MarkerWriter), and all end in one
+// function, gate (gate.go),
 // which applies every protection in one order: reserved topics, topic and
 // partition existence, record checks (framing, max.message.bytes, control
 // batches, compressed records, compression.type, timestamp bounds), the
@@ -24,6 +26,27 @@
 // Each reserved topic is owned by one InternalLog (internal_log.go), which
 // fixes its configs, creates it at start-up, repairs a pre-existing one,
 // replays it and alone writes it.
+//
+// Control batches reach a log only through the gate's marker path: the
+// gate refuses them from clients, and WriteMarker builds each marker
+// itself (Kafka's format, drawn in txn_log.go). Markers may go to any
+// partition, reserved ones included (transactional offset commits end in
+// __consumer_offsets), and are checked against the producer's epoch and
+// the coordinator epoch the partition last saw.
+//
+// # Transactions on the log
+//
+// A transactional batch opens its producer's transaction on the
+// partition; a marker closes it, and an abort marker adds it to the
+// partition's aborted-transactions index. The last stable offset
+// (LastStableOffset) is the first offset of the oldest transaction not yet
+// decided durably, at most the high watermark; read_committed readers
+// (ReadCommittedBuf, ListOffsetAt) stop there and get the aborted
+// transactions of their range from the index (AbortedTransactions). Both
+// are in memory, rebuilt at open by the walk over the log that rebuilds
+// idempotent-producer state (txn_log.go says what it costs), and the index
+// is pruned below the log start by retention and DeleteRecords. A
+// partition without transactions pays one atomic load for its LSO.
 //
 // # On-disk layout (under Options.Dir)
 //

@@ -26,6 +26,12 @@ var (
 	ErrInvalidRequest          = errors.New("broker: invalid request")
 	ErrUnsupportedCompression  = errors.New("broker: unsupported compression type")
 	ErrClosed                  = errors.New("broker: closed")
+	// ErrInvalidTxnState refuses a non-transactional batch from a
+	// producer with a transaction open on the partition.
+	ErrInvalidTxnState = errors.New("broker: invalid transaction state")
+	// ErrTransactionCoordinatorFenced refuses a marker from a
+	// coordinator epoch older than one the partition has seen.
+	ErrTransactionCoordinatorFenced = errors.New("broker: transaction coordinator fenced")
 	// ErrReservedTopic marks a client operation refused because the topic
 	// is one of the node's internal topics; it is joined with the
 	// sentinel the operation's protocol answers with (ErrInvalidTopic for

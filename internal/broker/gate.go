@@ -21,11 +21,17 @@ import (
 //	   auto-create and topic policies first for paths that create)
 //	4. the partition exists
 //	5. record checks: framing, max.message.bytes, no control batches,
-//	   compressed records decoded once, compression.type re-encoding
+//	   compressed records decoded once, compression.type re-encoding;
+//	   transaction markers (WriteMarker, the coordinator's path) are the
+//	   only control batches, built here, and skip to step 7
+//	   (txn_log.go)
 //	6. the installed RecordValidator, for topics with
 //	   weir.{key,value}.schema.validation (or confluent.*) on
-//	7. idempotent-producer sequence checks, then the log append
+//	7. idempotent-producer sequence checks (markers: producer and
+//	   coordinator epochs), then the log append, then the partition's
+//	   transaction state (open transactions, aborted index)
 //	8. per-topic records and bytes in, counted once, whatever the path
+//	   (markers are not client records and are not counted)
 //
 // Partition has no exported append: a write path that skips the gate
 // cannot be written outside this package.
@@ -89,7 +95,7 @@ func (b *Broker) SetRecordValidator(v RecordValidator) {
 // gate. The append is not yet durable: acks=all callers then call
 // WaitDurable(ctx, LastOffset+1) on the partition.
 func (b *Broker) Produce(w Write) (Produced, error) {
-	return b.gate(w, nil, false)
+	return b.gate(w, origin{})
 }
 
 // CheckWrite runs every check of the gate on a client write without
@@ -98,7 +104,7 @@ func (b *Broker) Produce(w Write) (Produced, error) {
 // written. The records may be modified as Produce modifies them; a
 // successful check does not reserve anything (Produce checks again).
 func (b *Broker) CheckWrite(w Write) error {
-	_, err := b.gate(w, nil, true)
+	_, err := b.gate(w, origin{dry: true})
 	return err
 }
 
@@ -106,9 +112,23 @@ func (b *Broker) CheckWrite(w Write) error {
 // append.
 var errChecked = errors.New("broker: checked")
 
-// gate is the one append path; owner is the InternalLog writing, nil for
-// clients; dry stops after the checks.
-func (b *Broker) gate(w Write, owner *InternalLog, dry bool) (Produced, error) {
+// origin says who writes through the gate: a client (the zero value), the
+// InternalLog owning a reserved topic, or the broker's transaction-marker
+// path (WriteMarker). Only this package can set log or marker, so clients
+// cannot send control batches or write reserved topics.
+type origin struct {
+	log *InternalLog
+	// marker is the transaction marker to append; w.Records is unused.
+	// Markers may go to any partition, reserved ones included: Kafka
+	// writes them to __consumer_offsets for transactional offset commits.
+	marker *Marker
+	// dry stops a client write after the checks (CheckWrite).
+	dry bool
+}
+
+// gate is the one append path.
+func (b *Broker) gate(w Write, from origin) (Produced, error) {
+	owner, dry := from.log, from.dry
 	b.mu.RLock()
 	closed := b.closed
 	t := b.topics[w.Topic]
@@ -116,7 +136,7 @@ func (b *Broker) gate(w Write, owner *InternalLog, dry bool) (Produced, error) {
 	if closed {
 		return Produced{}, ErrClosed
 	}
-	if owner == nil && IsReservedTopic(w.Topic) {
+	if owner == nil && from.marker == nil && IsReservedTopic(w.Topic) {
 		return Produced{}, fmt.Errorf("%w: %w: %s is written only by the node itself", ErrReservedTopic, ErrInvalidTopic, w.Topic)
 	}
 	if t == nil {
@@ -133,6 +153,13 @@ func (b *Broker) gate(w Write, owner *InternalLog, dry bool) (Produced, error) {
 		return Produced{}, fmt.Errorf("%w: %s-%d", ErrUnknownTopicOrPartition, w.Topic, w.Partition)
 	}
 	p := parts[w.Partition]
+	if from.marker != nil {
+		a, err := p.appendMarker(from.marker)
+		if err != nil {
+			return Produced{}, err
+		}
+		return Produced{Partition: p, Appended: a}, nil
+	}
 	var check func([]byte) error
 	if owner == nil {
 		if key, value := t.SchemaValidation(); key != SchemaValidationOff || value != SchemaValidationOff {

@@ -187,7 +187,7 @@ func TestGateReservedTopics(t *testing.T) {
 	if _, err := b.CreateTopic("orders", 1, nil, false); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.gate(Write{Topic: "orders", Records: rec()}, l, false); !errors.Is(err, ErrReservedTopic) {
+	if _, err := b.gate(Write{Topic: "orders", Records: rec()}, origin{log: l}); !errors.Is(err, ErrReservedTopic) {
 		t.Errorf("internal log writing a client topic: %v", err)
 	}
 }

@@ -108,7 +108,7 @@ func (l *InternalLog) Append(recs []batch.Record) (wait func(context.Context) er
 	if err != nil {
 		return nil, err
 	}
-	pr, err := l.b.gate(Write{Topic: l.t.Name, Partition: 0, Records: raw}, l, false)
+	pr, err := l.b.gate(Write{Topic: l.t.Name, Partition: 0, Records: raw}, origin{log: l})
 	if err != nil {
 		return nil, err
 	}

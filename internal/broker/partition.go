@@ -21,6 +21,7 @@ type Partition struct {
 
 	mu        sync.Mutex // serialises sequence checks with appends
 	producers map[int64]*producerState
+	txns      txnIndex // open and aborted transactions (txn_log.go)
 }
 
 // Topic returns the partition's topic name.
@@ -100,6 +101,9 @@ func (p *Partition) appendBatches(records []byte, check func([]byte) error) (App
 		if h.Control() {
 			return Appended{}, fmt.Errorf("%w: clients may not produce control batches", ErrInvalidRecord)
 		}
+		if h.Transactional() && h.ProducerID < 0 {
+			return Appended{}, fmt.Errorf("%w: transactional batch without a producer id", ErrInvalidRecord)
+		}
 		if h.NumRecords == 0 {
 			return Appended{}, fmt.Errorf("%w: batch without records", ErrCorruptMessage)
 		}
@@ -147,7 +151,16 @@ func (p *Partition) appendBatches(records []byte, check func([]byte) error) (App
 	} else if pid >= 0 {
 		return Appended{}, fmt.Errorf("%w: an idempotent producer sends one batch per partition", ErrInvalidRecord)
 	}
+	// A transaction's first batch holds the LSO before it is appended,
+	// so no reader sees it below the LSO (txn_log.go).
+	opened := hdrs[0].Transactional() && p.opensTxn(pid)
+	if opened {
+		p.txns.begin(pid, p.log.EndOffset())
+	}
 	res, err := p.log.Append(records)
+	if err != nil && opened {
+		p.txns.cancel(pid)
+	}
 	if errors.Is(err, commitlog.ErrInvalidBatch) {
 		return Appended{}, fmt.Errorf("%w: %w", ErrCorruptMessage, err)
 	}
@@ -174,10 +187,9 @@ func (p *Partition) WaitDurable(ctx context.Context, next int64) error {
 }
 
 // Read returns whole batches from the one holding offset, up to maxBytes
-// (at least one batch), never past the high watermark.
-// Reads through Read and ReadBuf are consumers' (any protocol) and are
-// counted in the topic's records and bytes out; internal logs replay with
-// the log's own reads.
+// (at least one batch), never past the high watermark. Reads through Read
+// and ReadBuf are consumers' (any protocol) and are counted in the topic's
+// records and bytes out; internal logs replay with the log's own reads.
 func (p *Partition) Read(offset int64, maxBytes int) ([]byte, error) {
 	data, err := p.log.Read(offset, maxBytes)
 	p.topic.metrics.out(data)
@@ -237,7 +249,9 @@ func (p *Partition) DeleteRecords(before int64) (int64, error) {
 	if IsReservedTopic(p.topic.Name) {
 		return -1, errReserved(ErrInvalidTopic, p.topic.Name, "delete records of")
 	}
-	return p.log.DeleteRecordsBefore(before)
+	low, err := p.log.DeleteRecordsBefore(before)
+	p.pruneTxns()
+	return low, err
 }
 
 // nextSeq is the sequence after s; sequences wrap at MaxInt32.

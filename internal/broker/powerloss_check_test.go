@@ -75,9 +75,11 @@ func checkCrash(c plCrash, model *plModel, clock *plClock) (err error) {
 				ackedEnd, hwSeen = ends[p.Index()], v.hwSeen[tp.ID][p.Index()]
 			}
 			var pm *plPartition
-			if pt != nil && int(p.Index()) < len(pt.parts) {
+			if pt != nil {
 				model.mu.Lock()
-				pm = pt.parts[p.Index()]
+				if int(p.Index()) < len(pt.parts) {
+					pm = pt.parts[p.Index()]
+				}
 				model.mu.Unlock()
 			}
 			if err := checkPartition(b, name, p, pm, ackedEnd, hwSeen, v.retentionNow, model); err != nil {

@@ -24,6 +24,36 @@ type seqEntry struct {
 type producerState struct {
 	epoch   int16
 	batches []seqEntry // oldest first, at most maxCachedBatches
+	// txnFirst is the first offset of the producer's open transaction on
+	// the partition, -1 when none is open (txn_log.go).
+	txnFirst int64
+	// coordinatorEpoch is that of the last marker written for the
+	// producer, -1 before any: older coordinators are fenced.
+	coordinatorEpoch int32
+}
+
+// producer returns pid's state at epoch, creating it, or moving it to a
+// newer epoch (whose sequences start afresh); nil when epoch is older
+// than the state's. Called with p.mu held or during load.
+func (p *Partition) producer(pid int64, epoch int16) *producerState {
+	st := p.producers[pid]
+	switch {
+	case st == nil:
+		st = &producerState{epoch: epoch, txnFirst: -1, coordinatorEpoch: -1}
+		p.producers[pid] = st
+	case epoch > st.epoch:
+		st.epoch, st.batches = epoch, nil
+	case epoch < st.epoch:
+		return nil
+	}
+	return st
+}
+
+// opensTxn reports whether a transactional batch of pid would open a
+// transaction on the partition. Called with p.mu held or during load.
+func (p *Partition) opensTxn(pid int64) bool {
+	st := p.producers[pid]
+	return st == nil || st.txnFirst < 0
 }
 
 // checkSequence validates an idempotent batch against the producer's
@@ -34,6 +64,9 @@ func (p *Partition) checkSequence(h batch.Header) (*seqEntry, error) {
 		// Unknown producer (new, or its state expired with retention):
 		// accept any starting sequence, as Kafka does since KIP-360.
 		return nil, nil
+	}
+	if st.txnFirst >= 0 && !h.Transactional() && h.ProducerEpoch >= st.epoch {
+		return nil, fmt.Errorf("%w: producer %d has a transaction open and sent a non-transactional batch", ErrInvalidTxnState, h.ProducerID)
 	}
 	switch {
 	case h.ProducerEpoch < st.epoch:
@@ -61,13 +94,12 @@ func (p *Partition) checkSequence(h batch.Header) (*seqEntry, error) {
 // recordProducer remembers an appended idempotent batch (h.BaseOffset is
 // the assigned offset). Called with p.mu held or during load.
 func (p *Partition) recordProducer(h batch.Header) {
-	st := p.producers[h.ProducerID]
-	if st == nil || h.ProducerEpoch > st.epoch {
-		st = &producerState{epoch: h.ProducerEpoch}
-		p.producers[h.ProducerID] = st
-	}
-	if h.ProducerEpoch < st.epoch {
+	st := p.producer(h.ProducerID, h.ProducerEpoch)
+	if st == nil {
 		return
+	}
+	if h.Transactional() && st.txnFirst < 0 {
+		st.txnFirst = h.BaseOffset
 	}
 	st.batches = append(st.batches, seqEntry{
 		firstSeq: h.BaseSequence, lastSeq: lastSeq(h),
@@ -79,14 +111,32 @@ func (p *Partition) recordProducer(h batch.Header) {
 }
 
 // loadProducers rebuilds producer state from the batches in the log, so
-// retries after a restart are still recognised as duplicates.
+// retries after a restart are still recognised as duplicates, together
+// with the partition's open transactions and aborted-transactions index
+// (txn_log.go): one walk over the batch headers, plus a read of each
+// control batch.
 func (p *Partition) loadProducers() error {
-	return p.log.Batches(p.log.LogStartOffset(), func(h batch.Header) bool {
-		if h.ProducerID >= 0 && !h.Control() {
+	var failed error
+	err := p.log.Batches(p.log.LogStartOffset(), func(h batch.Header) bool {
+		switch {
+		case h.ProducerID < 0:
+		case h.Control():
+			if err := p.loadMarker(h); err != nil {
+				failed = errTxnLoad(p, h, err)
+				return false
+			}
+		default:
+			if h.Transactional() && p.opensTxn(h.ProducerID) {
+				p.txns.begin(h.ProducerID, h.BaseOffset)
+			}
 			p.recordProducer(h)
 		}
 		return true
 	})
+	if err != nil {
+		return err
+	}
+	return failed
 }
 
 // producerIDs hands out producer ids that are never reused, surviving

@@ -11,7 +11,9 @@ import (
 	"github.com/weirhq/weir/internal/broker"
 )
 
-// Fetch v4 is the first with record batches and isolation levels; v13+
+// Fetch v4 is the first with record batches and isolation levels
+// (read_committed is honoured: data below the last stable offset, with the
+// aborted transactions of what is returned); v13+
 // addresses topics by id (not yet served).
 func init() {
 	register(api{Key: 1, MinVersion: 4, MaxVersion: 12, Handle: (*Server).handleFetch})
@@ -104,6 +106,9 @@ func (s *Server) gatherFetch(req *kmsg.FetchRequest, maxBytes int, bufs *[][]byt
 	}
 	total := 0
 	hasErr := false
+	// read_committed: records at or past the last stable offset are
+	// withheld, and the aborted transactions of those returned listed.
+	committed := req.IsolationLevel == int8(broker.ReadCommitted)
 	for i, rt := range req.Topics {
 		t := &resp.Topics[i]
 		t.Topic = rt.Topic
@@ -116,15 +121,24 @@ func (s *Server) gatherFetch(req *kmsg.FetchRequest, maxBytes int, bufs *[][]byt
 			pr.RecordBatches = []byte{}
 			p, err := s.opts.Broker.Partition(rt.Topic, rp.Partition)
 			if err == nil {
+				// The LSO first: the high watermark read after it is
+				// never below it.
+				pr.LastStableOffset = p.LastStableOffset()
 				pr.HighWatermark = p.HighWatermark()
-				pr.LastStableOffset = pr.HighWatermark
 				pr.LogStartOffset = p.LogStartOffset()
+				if committed {
+					pr.AbortedTransactions = []kmsg.FetchResponseTopicPartitionAbortedTransaction{}
+				}
 				limit := min(int(rp.PartitionMaxBytes), maxBytes-total)
 				if limit > 0 || total == 0 {
 					var data []byte
 					// Kafka returns at least one batch of the first
 					// non-empty partition even past the limits (KIP-74).
-					data, err = p.ReadBuf(rp.FetchOffset, max(limit, 1), getBuf)
+					if committed {
+						data, err = s.readCommitted(p, rp.FetchOffset, max(limit, 1), pr)
+					} else {
+						data, err = p.ReadBuf(rp.FetchOffset, max(limit, 1), getBuf)
+					}
 					if data != nil {
 						*bufs = append(*bufs, data)
 					}
@@ -148,4 +162,17 @@ func (s *Server) gatherFetch(req *kmsg.FetchRequest, maxBytes int, bufs *[][]byt
 		}
 	}
 	return total, hasErr
+}
+
+// readCommitted reads for a read_committed fetch into pr: the data below
+// the partition's last stable offset and its aborted transactions.
+func (s *Server) readCommitted(p *broker.Partition, offset int64, maxBytes int, pr *kmsg.FetchResponseTopicPartition) ([]byte, error) {
+	r, err := p.ReadCommittedBuf(offset, maxBytes, getBuf)
+	pr.LastStableOffset = r.LastStableOffset
+	for _, a := range r.Aborted {
+		at := kmsg.NewFetchResponseTopicPartitionAbortedTransaction()
+		at.ProducerID, at.FirstOffset = a.ProducerID, a.FirstOffset
+		pr.AbortedTransactions = append(pr.AbortedTransactions, at)
+	}
+	return r.Data, err
 }

@@ -2,10 +2,13 @@ package kafka
 
 import (
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/weirhq/weir/internal/broker"
 )
 
 // ListOffsets v1-7 (v0's old-style multi-offset reply is not served;
-// kafka-go, the oldest caller, uses v1).
+// kafka-go, the oldest caller, uses v1). From v2 the isolation level is
+// honoured: read_committed LATEST is the last stable offset.
 func init() {
 	register(api{Key: 2, MinVersion: 1, MaxVersion: 7, Handle: (*Server).handleListOffsets})
 }
@@ -13,6 +16,10 @@ func init() {
 func (s *Server) handleListOffsets(_ *Conn, r kmsg.Request) Reply {
 	req := r.(*kmsg.ListOffsetsRequest)
 	resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
+	iso := broker.ReadUncommitted
+	if req.Version >= 2 && req.IsolationLevel == int8(broker.ReadCommitted) {
+		iso = broker.ReadCommitted
+	}
 	for _, rt := range req.Topics {
 		t := kmsg.NewListOffsetsResponseTopic()
 		t.Topic = rt.Topic
@@ -23,7 +30,7 @@ func (s *Server) handleListOffsets(_ *Conn, r kmsg.Request) Reply {
 			pr.Offset, pr.Timestamp = -1, -1
 			p, err := s.opts.Broker.Partition(rt.Topic, rp.Partition)
 			if err == nil {
-				pr.Offset, pr.Timestamp, err = p.ListOffset(rp.Timestamp)
+				pr.Offset, pr.Timestamp, err = p.ListOffsetAt(rp.Timestamp, iso)
 			}
 			if err != nil {
 				pr.ErrorCode = errorCode(err)

@@ -33,6 +33,8 @@ var errorCodes = []struct {
 	{broker.ErrOutOfOrderSequence, kerr.OutOfOrderSequenceNumber.Code},
 	{broker.ErrInvalidProducerEpoch, kerr.InvalidProducerEpoch.Code},
 	{broker.ErrUnknownProducerID, kerr.UnknownProducerID.Code},
+	{broker.ErrInvalidTxnState, kerr.InvalidTxnState.Code},
+	{broker.ErrTransactionCoordinatorFenced, kerr.TransactionCoordinatorFenced.Code},
 	{broker.ErrPolicyViolation, kerr.PolicyViolation.Code},
 	{broker.ErrInvalidRequest, kerr.InvalidRequest.Code},
 	{broker.ErrUnsupportedCompression, kerr.UnsupportedCompressionType.Code},
