@@ -31,6 +31,27 @@
 // kafka, server or franz-go; the Store it declares is implemented by the
 // Kafka adapter in Kafka's own __transaction_state format.
 //
+// # Service: the owner loop
+//
+// Service owns a Machine on one goroutine (as group.Service does): each
+// request runs on it with the current time, a ticker applies Tick, and
+// the records an input returns are appended to the Store on that
+// goroutine, so the log holds them in the machine's order. Helper
+// goroutines wait until they are durable and only then answer the
+// caller; EndTxn is answered once PrepareCommit or PrepareAbort is
+// durable, as in Kafka. The markers (through Markers) and offset outcomes
+// (through Offsets, which no group coordinator implements yet) are then
+// written, retried with a capped backoff until they succeed, and
+// MarkersWritten's completion record is persisted; meanwhile the machine
+// answers the id's requests with ErrConcurrentTransactions.
+//
+// Recovery is crash-only: when an append or its durability fails, the
+// caller gets ErrCoordinatorNotAvailable, the machine is dropped before
+// the next input, a new one is loaded from the Store and the markers of
+// its prepared transactions are written again; completions of the old
+// machine are abandoned. NewService starts the same way. Close stops the
+// loop and answers waiting callers with ErrStopped.
+//
 // # States (Kafka's TransactionState)
 //
 //	       InitProducerId                          InitProducerId (epoch+1)
