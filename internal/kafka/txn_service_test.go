@@ -125,15 +125,30 @@ func TestTxnServiceOnBroker(t *testing.T) {
 		}
 	}
 
-	// The coordinator's state is on __transaction_state: a new one loads it.
+	// The coordinator's state is on __transaction_state: a new one loads it
+	// and completes what Close cut short (the last completion may not have
+	// been durable yet).
 	svc.Close()
-	svc2, err := txn.NewService(txn.ServiceOptions{Store: NewTxnStore(l), ProducerIDs: b, Markers: TxnMarkers{W: b},
+	store2 := &notifyingStore{Store: NewTxnStore(l), appends: make(chan []txn.Record, 100)}
+	svc2, err := txn.NewService(txn.ServiceOptions{Store: store2, ProducerIDs: b, Markers: TxnMarkers{W: b},
 		Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer svc2.Close()
 	list, err := svc2.List(ctx, txn.ListFilter{})
+	if err != nil || len(list) != 2 {
+		t.Fatalf("reloaded %+v, %v", list, err)
+	}
+	for _, d := range list {
+		switch d.State {
+		case txn.PrepareAbort:
+			store2.waitState(t, d.TxnID, txn.CompleteAbort)
+		case txn.PrepareCommit:
+			store2.waitState(t, d.TxnID, txn.CompleteCommit)
+		}
+	}
+	list, err = svc2.List(ctx, txn.ListFilter{})
 	if err != nil || len(list) != 2 || list[0].State != txn.CompleteAbort || list[1].State != txn.CompleteCommit {
 		t.Fatalf("reloaded %+v, %v", list, err)
 	}
