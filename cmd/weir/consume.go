@@ -25,6 +25,37 @@ type consumeOpts struct {
 	exitAtEnd  bool
 	template   string
 	partitions []int32
+	isolation  string
+}
+
+// Isolation levels of --isolation.
+const (
+	readCommitted   = "read_committed"
+	readUncommitted = "read_uncommitted"
+)
+
+// committed reports whether the consumer reads committed data only; an
+// error names the values --isolation takes.
+func (o consumeOpts) committed() (bool, error) {
+	switch o.isolation {
+	case readCommitted:
+		return true, nil
+	case readUncommitted:
+		return false, nil
+	}
+	return false, fmt.Errorf("--isolation %q: want %s or %s", o.isolation, readCommitted, readUncommitted)
+}
+
+// isolationOpts are the client options of the isolation level: Kafka's
+// read_committed or read_uncommitted fetches, with control records kept so
+// that positions (and -e's end) move past transaction markers; they are
+// never printed.
+func isolationOpts(committed bool) []kgo.Opt {
+	opts := []kgo.Opt{kgo.KeepControlRecords()}
+	if committed {
+		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	}
+	return opts
 }
 
 func newConsumeCmd(a *app) *cobra.Command {
@@ -44,6 +75,11 @@ progress is committed to the group, so the next run resumes where this one
 stopped; --from then applies only to partitions without a committed offset.
 
 Template verbs: ` + templateVerbs + `.
+
+It reads committed data only, as a read_committed Kafka consumer: records of
+open transactions wait for their commit and those of aborted ones are never
+printed; -e ends at the last stable offset. --isolation read_uncommitted
+reads everything written, transactions open and aborted alike.
 
 In JSON lines, key and value are strings (null when absent; bytes that are
 not UTF-8 become U+FFFD) and timestamp is in Unix milliseconds.`,
@@ -65,6 +101,8 @@ not UTF-8 become U+FFFD) and timestamp is in Unix milliseconds.`,
 	f.BoolVarP(&o.exitAtEnd, "exit-at-end", "e", false, "exit after the last record present at start instead of following")
 	f.StringVarP(&o.template, "template", "f", "", "print each record with this format string, e.g. '%k %v' (verbs above)")
 	f.Int32SliceVarP(&o.partitions, "partition", "p", nil, "only these partitions (not with --group)")
+	f.StringVar(&o.isolation, "isolation", readCommitted, "read_committed (transactions' committed records only) or read_uncommitted")
+	_ = cmd.RegisterFlagCompletionFunc("isolation", cobra.FixedCompletions([]string{readCommitted, readUncommitted}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("from", cobra.FixedCompletions([]string{"beginning", "end"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
@@ -95,6 +133,10 @@ func (s *consumeState) atEnd() bool {
 }
 
 func runConsume(cmd *cobra.Command, a *app, topic string, o consumeOpts) error {
+	committed, err := o.committed()
+	if err != nil {
+		return err
+	}
 	pos, err := parsePosition(o.from, time.Now(), false)
 	if err != nil {
 		return fmt.Errorf("--from: %w", err)
@@ -135,7 +177,7 @@ func runConsume(cmd *cobra.Command, a *app, topic string, o consumeOpts) error {
 			return fmt.Errorf("topic %q has no partition %d (it has %d)", topic, p, len(all))
 		}
 	}
-	bounds, err := listBounds(setupCtx, a, adm, topic)
+	bounds, err := listBoundsAt(setupCtx, a, adm, committed, topic)
 	if err != nil {
 		return err
 	}
@@ -149,7 +191,7 @@ func runConsume(cmd *cobra.Command, a *app, topic string, o consumeOpts) error {
 		st.next[p] = starts[p]
 	}
 
-	opts := []kgo.Opt{kgo.FetchMaxWait(time.Second)}
+	opts := append([]kgo.Opt{kgo.FetchMaxWait(time.Second)}, isolationOpts(committed)...)
 	pollCtx, stopPoll := context.WithCancel(ctx)
 	defer stopPoll()
 	if o.group != "" {
@@ -258,6 +300,16 @@ func runConsume(cmd *cobra.Command, a *app, topic string, o consumeOpts) error {
 			}
 		})
 		for _, r := range fetches.Records() {
+			if r.Attrs.IsControl() {
+				// A transaction marker: not printed, but read past.
+				if o.group != "" {
+					cl.MarkCommitRecords(r)
+				}
+				st.mu.Lock()
+				st.next[r.Partition] = r.Offset + 1
+				st.mu.Unlock()
+				continue
+			}
 			buf.Reset()
 			switch {
 			case tmpl != nil:

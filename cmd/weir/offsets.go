@@ -81,11 +81,21 @@ type partitionBounds struct{ start, end int64 }
 
 // listBounds lists start and end offsets of topics' partitions.
 func listBounds(ctx context.Context, a *app, adm *kadm.Client, topics ...string) (map[string]map[int32]partitionBounds, error) {
+	return listBoundsAt(ctx, a, adm, false, topics...)
+}
+
+// listBoundsAt is listBounds for a reader that reads committed data only
+// when committed: the end is then each partition's last stable offset.
+func listBoundsAt(ctx context.Context, a *app, adm *kadm.Client, committed bool, topics ...string) (map[string]map[int32]partitionBounds, error) {
 	starts, err := adm.ListStartOffsets(ctx, topics...)
 	if err != nil {
 		return nil, a.explain("list offsets", err)
 	}
-	ends, err := adm.ListEndOffsets(ctx, topics...)
+	list := adm.ListEndOffsets
+	if committed {
+		list = adm.ListCommittedOffsets
+	}
+	ends, err := list(ctx, topics...)
 	if err != nil {
 		return nil, a.explain("list offsets", err)
 	}

@@ -40,7 +40,9 @@ func (p *Partition) LogStartOffset() int64 { return p.log.LogStartOffset() }
 func (p *Partition) Size() int64 { return p.log.Size() }
 
 // Changed returns a channel closed when the high watermark next moves (or
-// the log fails or closes): long-polling fetches wait on it.
+// the log fails or closes): long-polling fetches wait on it. It signals
+// the last stable offset's moves too: that moves only when the high
+// watermark passes a transaction's marker, an append like any other.
 func (p *Partition) Changed() <-chan struct{} { return p.log.Changed() }
 
 // Err reports a permanent storage failure of the partition.

@@ -287,7 +287,7 @@ func (r *runner) work(pi int32) {
 			r.commitProgress(r.ctx, pi, win)
 			lastCommit = time.Now()
 		}
-		if !stopped && next > from && next < p.HighWatermark() {
+		if !stopped && next > from && next < p.LastStableOffset() {
 			continue // more to read now
 		}
 		select {

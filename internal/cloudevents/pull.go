@@ -118,9 +118,11 @@ func parseStart(v string, def startPolicy) (startPolicy, error) {
 	return 0, badRequest("from=%q: want earliest or latest", v)
 }
 
+// startOffset is where a reader with policy s starts on p; latest is the
+// last stable offset, as for a read_committed Kafka consumer.
 func startOffset(p *broker.Partition, s startPolicy) int64 {
 	if s == startLatest {
-		return p.HighWatermark()
+		return p.LastStableOffset()
 	}
 	return p.LogStartOffset()
 }
@@ -245,10 +247,11 @@ type pulled struct {
 }
 
 // readEvents reads up to maxEvents from the group's positions across the
-// partitions, advancing them. pg.mu is held.
-func (pg *pullGroup) readEvents(g *Gateway, t *broker.Topic, maxEvents int, start startPolicy) ([]pulled, error) {
+// partitions, advancing them; moved reports whether a position moved
+// (past skipped aborted records or markers, when no event came). pg.mu is
+// held.
+func (pg *pullGroup) readEvents(g *Gateway, t *broker.Topic, maxEvents int, start startPolicy) (out []pulled, moved bool, err error) {
 	parts := t.Partitions()
-	var out []pulled
 	size := 0
 	for i := range parts {
 		if len(out) >= maxEvents || size >= maxPollBytes {
@@ -268,12 +271,13 @@ func (pg *pullGroup) readEvents(g *Gateway, t *broker.Topic, maxEvents int, star
 			return len(out) < maxEvents && size < maxPollBytes
 		})
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
+		moved = moved || next != from
 		pg.next[pi] = next
 	}
 	pg.rot++
-	return out, nil
+	return out, moved, nil
 }
 
 // changed returns the notification channels of t's partitions; take them
@@ -354,7 +358,10 @@ func (g *Gateway) servePull(w http.ResponseWriter, r *http.Request, topic string
 	}
 	for {
 		chans := changed(t)
-		evs, err := pg.readEvents(g, t, maxEvents, start)
+		evs, moved, err := pg.readEvents(g, t, maxEvents, start)
+		if err == nil && len(evs) == 0 && moved {
+			continue // skipped aborted records only: read on (pg.mu still held)
+		}
 		next := positions(pg.next)
 		pg.lastUsed = g.opts.Now()
 		pg.mu.Unlock()

@@ -187,16 +187,17 @@ func (g *Gateway) serveSSE(w http.ResponseWriter, r *http.Request, topic string)
 	for {
 		chans := changed(t)
 		parts = t.Partitions()
-		n := 0
+		n, moved := 0, false
 		for _, p := range parts {
 			if _, ok := next[p.Index()]; !ok {
 				next[p.Index()] = p.LogStartOffset() // a partition added meanwhile
 			}
-			got, err := g.streamPartition(w, &buf, t.Name, p, next, len(parts))
+			got, m, err := g.streamPartition(w, &buf, t.Name, p, next, len(parts))
 			if err != nil {
 				return
 			}
 			n += got
+			moved = moved || m
 		}
 		if n > 0 {
 			if rc.Flush() != nil {
@@ -207,6 +208,9 @@ func (g *Gateway) serveSSE(w http.ResponseWriter, r *http.Request, topic string)
 				lastCommit = time.Now()
 			}
 			continue
+		}
+		if moved {
+			continue // skipped aborted records only: read on
 		}
 		if _, err := g.b.Topic(topic); err != nil {
 			return // deleted, or the broker closed
@@ -254,11 +258,12 @@ func dirty(next, committed map[int32]int64) bool {
 }
 
 // streamPartition writes the next events of p as SSE messages, advancing
-// next, and returns how many it wrote; an error means the client is gone
-// or the partition failed.
-func (g *Gateway) streamPartition(w http.ResponseWriter, buf *bytes.Buffer, topic string, p *broker.Partition, next map[int32]int64, nparts int) (int, error) {
+// next, and returns how many it wrote and whether the position moved
+// (also past skipped aborted records and markers); an error means the
+// client is gone or the partition failed.
+func (g *Gateway) streamPartition(w http.ResponseWriter, buf *bytes.Buffer, topic string, p *broker.Partition, next map[int32]int64, nparts int) (int, bool, error) {
 	pi := p.Index()
-	n := 0
+	n, from := 0, next[pi]
 	var werr error
 	end, err := readOnce(p, next[pi], 1<<20, func(off, ts int64, r batch.Record) bool {
 		ev := recordToEvent(topic, pi, off, ts, r)
@@ -288,12 +293,12 @@ func (g *Gateway) streamPartition(w http.ResponseWriter, buf *bytes.Buffer, topi
 		return n < sseEventsPerRead
 	})
 	if werr != nil {
-		return n, werr
+		return n, false, werr
 	}
 	if err != nil {
 		g.log.Warn("cloudevents: SSE read", "topic", topic, "partition", pi, "err", err)
-		return n, err
+		return n, false, err
 	}
 	next[pi] = end // clamped into the log when retention or a re-created topic moved it
-	return n, nil
+	return n, end != from, nil
 }

@@ -86,12 +86,15 @@ type SubscriptionStatus struct {
 	LastErrorAt  *time.Time        `json:"lastErrorAt,omitempty"`
 }
 
-// PartitionStatus is one partition's committed offset and lag.
+// PartitionStatus is one partition's committed offset and lag. Lag counts
+// the offsets up to the last stable offset, what the subscription can
+// deliver: records of transactions still open are not yet its to read.
 type PartitionStatus struct {
-	Partition     int32 `json:"partition"`
-	Committed     int64 `json:"committed"`
-	HighWatermark int64 `json:"highWatermark"`
-	Lag           int64 `json:"lag"`
+	Partition        int32 `json:"partition"`
+	Committed        int64 `json:"committed"`
+	HighWatermark    int64 `json:"highWatermark"`
+	LastStableOffset int64 `json:"lastStableOffset"`
+	Lag              int64 `json:"lag"`
 }
 
 // view reports the subscription; committed offsets come from the group
@@ -119,11 +122,12 @@ func (r *runner) view(ctx context.Context) SubscriptionView {
 		}
 		for _, p := range t.Partitions() {
 			ps := PartitionStatus{Partition: p.Index(), HighWatermark: p.HighWatermark(), Committed: -1}
+			ps.LastStableOffset = p.LastStableOffset()
 			if c, ok := committed[p.Index()]; ok {
 				ps.Committed = c
-				ps.Lag = max(ps.HighWatermark-c, 0)
+				ps.Lag = max(ps.LastStableOffset-c, 0)
 			} else {
-				ps.Lag = ps.HighWatermark - p.LogStartOffset()
+				ps.Lag = max(ps.LastStableOffset-p.LogStartOffset(), 0)
 			}
 			st.Lag += ps.Lag
 			st.Partitions = append(st.Partitions, ps)
@@ -280,7 +284,7 @@ func (ss *subscriptions) put(ctx context.Context, sub Subscription, replace bool
 			if sub.StartFrom == "earliest" {
 				offs[p.Index()] = p.LogStartOffset()
 			} else {
-				offs[p.Index()] = p.HighWatermark()
+				offs[p.Index()] = p.LastStableOffset()
 			}
 		}
 		if err := g.commit(ctx, sub.Group(), sub.Topic, offs); err != nil {
