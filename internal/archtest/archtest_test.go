@@ -58,7 +58,8 @@ var allowed = map[string]pkgRule{
 	},
 	// Composition root.
 	"internal/server": {imports: []string{"internal/batch", "internal/broker", "internal/cloudevents", "internal/commitlog",
-		"internal/config", "internal/group", "internal/kafka", "internal/metrics", "internal/schema", "internal/vfs"}},
+		"internal/config", "internal/group", "internal/kafka", "internal/metrics", "internal/schema", "internal/txn",
+		"internal/vfs"}},
 	"embedded":              {imports: []string{"internal/config", "internal/server"}},
 	"cmd/weir":              {imports: []string{"embedded", "internal/config", "internal/server"}},
 	"cmd/weir-benchcompare": {imports: []string{"internal/config", "internal/nullbroker", "internal/server"}},

@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/weirhq/weir/internal/batch"
 	"github.com/weirhq/weir/internal/broker"
+	"github.com/weirhq/weir/internal/txn"
 )
 
 // Produce v0-2 carry message sets (magic 0/1), which Weir does not store;
@@ -54,20 +56,28 @@ func (s *Server) handleProduce(c *Conn, r kmsg.Request) Reply {
 	case req.Acks != 0 && req.Acks != 1 && req.Acks != -1:
 		failAll(kerr.InvalidRequiredAcks.Code, "acks must be -1, 0 or 1")
 		return Respond(resp)
-	case req.TransactionID != nil:
-		failAll(kerr.TransactionalIDAuthorizationFailed.Code, "transactions are not supported yet")
+	case req.TransactionID != nil && s.opts.Txns == nil:
+		failAll(kerr.TransactionalIDAuthorizationFailed.Code, "transactions are not enabled on this broker")
 		return Respond(resp)
 	}
+	var refused map[[2]int]error // transactional: partitions the coordinator refuses
+	if req.TransactionID != nil {
+		refused = s.checkTxnProduce(c, req)
+	}
 
-	for _, rt := range req.Topics {
+	for ti, rt := range req.Topics {
 		t := kmsg.NewProduceResponseTopic()
 		t.Topic = rt.Topic
 		t.Partitions = make([]kmsg.ProduceResponseTopicPartition, 0, len(rt.Partitions))
-		for _, rp := range rt.Partitions {
+		for pi, rp := range rt.Partitions {
 			pr := kmsg.NewProduceResponseTopicPartition()
 			pr.Partition = rp.Partition
 			pr.BaseOffset = -1
-			p, err := s.produceOne(req, rt.Topic, rp)
+			var p broker.Produced
+			err := refused[[2]int{ti, pi}]
+			if err == nil {
+				p, err = s.produceOne(req, rt.Topic, rp)
+			}
 			if err != nil {
 				pr.ErrorCode = errorCode(err)
 				msg := s.opts.Broker.ClientMessage(err)
@@ -140,4 +150,55 @@ func (s *Server) produceOne(req *kmsg.ProduceRequest, topic string, rp kmsg.Prod
 		}
 	}
 	return s.opts.Broker.Produce(broker.Write{Topic: topic, Partition: rp.Partition, Records: rp.Records})
+}
+
+// errNotTransactional refuses a non-transactional batch in a Produce
+// request that names a transactional id.
+var errNotTransactional = fmt.Errorf("%w: a produce request with a transactional id must carry transactional batches",
+	kerr.InvalidRecord)
+
+// checkTxnProduce asks the transaction coordinator whether each partition
+// of a transactional Produce is in the producer's ongoing transaction,
+// with one call for the whole request. It returns the refused partitions
+// by (topic, partition) index: a batch that is not transactional, or one
+// whose producer id, epoch or partition the coordinator does not hold
+// (INVALID_PRODUCER_ID_MAPPING, INVALID_PRODUCER_EPOCH, INVALID_TXN_STATE).
+// Batches it cannot parse are left to the write gate.
+func (s *Server) checkTxnProduce(c *Conn, req *kmsg.ProduceRequest) map[[2]int]error {
+	refused := map[[2]int]error{}
+	var idx [][2]int
+	var parts []txn.ProducePartition
+	for ti, rt := range req.Topics {
+		for pi, rp := range rt.Partitions {
+			if len(rp.Records) < batch.HeaderSize {
+				continue
+			}
+			h, err := batch.ParseHeader(rp.Records)
+			if err != nil {
+				continue
+			}
+			if !h.Transactional() {
+				refused[[2]int{ti, pi}] = errNotTransactional
+				continue
+			}
+			idx = append(idx, [2]int{ti, pi})
+			parts = append(parts, txn.ProducePartition{Partition: txn.TopicPartition{Topic: rt.Topic, Partition: rp.Partition},
+				ProducerID: h.ProducerID, Epoch: h.ProducerEpoch})
+		}
+	}
+	if len(parts) == 0 {
+		return refused
+	}
+	ctx, cancel := txnContext(c)
+	defer cancel()
+	errs, err := s.opts.Txns.CheckProduce(ctx, *req.TransactionID, parts)
+	for i, k := range idx {
+		switch {
+		case err != nil:
+			refused[k] = err
+		case i < len(errs) && errs[i] != nil:
+			refused[k] = errs[i]
+		}
+	}
+	return refused
 }

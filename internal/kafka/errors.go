@@ -8,6 +8,7 @@ import (
 
 	"github.com/weirhq/weir/internal/broker"
 	"github.com/weirhq/weir/internal/group"
+	"github.com/weirhq/weir/internal/txn"
 )
 
 // errorCodes maps domain errors to Kafka error codes, first match wins. It is
@@ -18,6 +19,19 @@ var errorCodes = []struct {
 	target error
 	code   int16
 }{
+	// The transaction coordinator's first: its errors may wrap a broker
+	// error (the log under __transaction_state) that must not decide.
+	{txn.ErrStopped, kerr.CoordinatorNotAvailable.Code},
+	{txn.ErrCoordinatorNotAvailable, kerr.CoordinatorNotAvailable.Code},
+	{txn.ErrConcurrentTransactions, kerr.ConcurrentTransactions.Code},
+	{txn.ErrProducerFenced, kerr.ProducerFenced.Code},
+	{txn.ErrInvalidProducerEpoch, kerr.InvalidProducerEpoch.Code},
+	{txn.ErrInvalidTxnState, kerr.InvalidTxnState.Code},
+	{txn.ErrInvalidProducerIDMapping, kerr.InvalidProducerIDMapping.Code},
+	{txn.ErrInvalidTransactionTimeout, kerr.InvalidTransactionTimeout.Code},
+	{txn.ErrTransactionalIDNotFound, kerr.TransactionalIDNotFound.Code},
+	{txn.ErrTooManyPartitions, kerr.InvalidRequest.Code},
+	{txn.ErrInvalidRequest, kerr.InvalidRequest.Code},
 	{broker.ErrUnknownTopicOrPartition, kerr.UnknownTopicOrPartition.Code},
 	{broker.ErrTopicExists, kerr.TopicAlreadyExists.Code},
 	{broker.ErrInvalidTopic, kerr.InvalidTopicException.Code},

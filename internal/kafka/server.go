@@ -11,6 +11,7 @@ import (
 	"github.com/weirhq/weir/internal/broker"
 	"github.com/weirhq/weir/internal/group"
 	"github.com/weirhq/weir/internal/metrics"
+	"github.com/weirhq/weir/internal/txn"
 )
 
 // Defaults applied by Options.Defaults to zero-valued fields.
@@ -51,6 +52,12 @@ type Options struct {
 
 	// Groups is the consumer-group coordinator. Required.
 	Groups *group.Service
+
+	// Txns is the transaction coordinator. Nil refuses transactions:
+	// InitProducerId with a transactional id and transactional Produce
+	// answer TRANSACTIONAL_ID_AUTHORIZATION_FAILED, and so do the
+	// transaction APIs.
+	Txns *txn.Service
 
 	// ClusterID is the cluster id returned by Metadata and DescribeCluster.
 	ClusterID string

@@ -26,6 +26,7 @@ import (
 	"github.com/weirhq/weir/internal/kafka"
 	"github.com/weirhq/weir/internal/metrics"
 	"github.com/weirhq/weir/internal/schema"
+	"github.com/weirhq/weir/internal/txn"
 	"github.com/weirhq/weir/internal/vfs"
 )
 
@@ -35,10 +36,12 @@ type Server struct {
 	log    *slog.Logger
 	broker *broker.Broker
 	groups *group.Service
-	kafka  *kafka.Server
-	kln    net.Listener
-	http   *http.Server
-	hln    net.Listener
+	// txns is the transaction coordinator, on __transaction_state.
+	txns  *txn.Service
+	kafka *kafka.Server
+	kln   net.Listener
+	http  *http.Server
+	hln   net.Listener
 	// registry is the schema registry and its listener.
 	registry *registryServer
 	// events is the CloudEvents gateway, served under /events/ and
@@ -85,7 +88,7 @@ type stage struct {
 
 // stages lists the node's components in start order. Each start may use
 // what the stages before it built. The internal topics (consumer offsets,
-// schemas, subscriptions) are created and replayed by their stages before
+// transaction state, schemas, subscriptions) are created and replayed by their stages before
 // any listener accepts a client.
 func (s *Server) stages(cfg config.Config, opts Options) []stage {
 	var (
@@ -143,6 +146,26 @@ func (s *Server) stages(cfg config.Config, opts Options) []stage {
 			}
 			return nil
 		}, stop: func() error { s.groups.Close(); return nil }},
+
+		// The transaction coordinator: its state replayed from
+		// __transaction_state, the markers of transactions prepared but
+		// not completed written again. Stopped after the Kafka listener.
+		{name: "transactions", start: func() error {
+			l, err := s.broker.OpenInternalLog(broker.TransactionStateTopic)
+			if err != nil {
+				return fmt.Errorf("server: open %s: %w", broker.TransactionStateTopic, err)
+			}
+			s.txns, err = txn.NewService(txn.ServiceOptions{
+				Store:       kafka.NewTxnStore(l),
+				ProducerIDs: s.broker,
+				Markers:     kafka.TxnMarkers{W: s.broker},
+				Logger:      opts.Logger,
+			})
+			if err != nil {
+				return fmt.Errorf("server: load transactions: %w", err)
+			}
+			return nil
+		}, stop: func() error { s.txns.Close(); return nil }},
 
 		{name: "schema registry", start: func() error {
 			var err error
@@ -254,6 +277,7 @@ func (s *Server) startKafka(cfg config.Config, opts Options) error {
 		Logger:         opts.Logger,
 		Broker:         s.broker,
 		Groups:         s.groups,
+		Txns:           s.txns,
 		ClusterID:      s.broker.ClusterID(),
 		NodeID:         nodeID,
 		AdvertisedHost: host,

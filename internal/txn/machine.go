@@ -395,3 +395,38 @@ func (m *Machine) List(f ListFilter) []Description {
 	}
 	return out
 }
+
+// ProducePartition is one partition of a transactional Produce request,
+// with the producer id and epoch of its batch.
+type ProducePartition struct {
+	Partition  TopicPartition
+	ProducerID int64
+	Epoch      int16
+}
+
+// CheckProduce reports, for each partition of a transactional Produce
+// request, whether the producer may write it: nil when the partition is
+// in txnID's Ongoing transaction of that producer id and epoch;
+// ErrInvalidProducerIDMapping for an unknown id or another producer's,
+// ErrInvalidProducerEpoch for another epoch, ErrInvalidTxnState when the
+// partition was not added (AddPartitionsToTxn) or no transaction is
+// Ongoing. It changes nothing.
+func (m *Machine) CheckProduce(txnID string, parts []ProducePartition) []error {
+	errs := make([]error, len(parts))
+	t := m.txns[txnID]
+	for i, p := range parts {
+		switch {
+		case t == nil || t.ProducerID != p.ProducerID:
+			errs[i] = fmt.Errorf("%w: %q is not held by producer %d", ErrInvalidProducerIDMapping, txnID, p.ProducerID)
+		case t.Epoch != p.Epoch:
+			errs[i] = fmt.Errorf("%w: epoch %d, the coordinator holds %d", ErrInvalidProducerEpoch, p.Epoch, t.Epoch)
+		case t.State != Ongoing:
+			errs[i] = fmt.Errorf("%w: produce to %s while %s", ErrInvalidTxnState, p.Partition, t.State)
+		default:
+			if _, ok := t.parts[p.Partition]; !ok {
+				errs[i] = fmt.Errorf("%w: %s is not in the transaction", ErrInvalidTxnState, p.Partition)
+			}
+		}
+	}
+	return errs
+}

@@ -329,3 +329,33 @@ func (a args) list(key string) []string {
 	}
 	return strings.Split(v, ",")
 }
+
+// TestCheckProduce: a transactional produce may write only the partitions
+// of the ongoing transaction of the id's current producer id and epoch.
+func TestCheckProduce(t *testing.T) {
+	m := NewMachine(Config{}, &counter{})
+	now := time.Unix(1000, 0)
+	r := m.InitProducerID(now, InitProducerIDRequest{TxnID: "t", Timeout: time.Minute, ProducerID: -1, Epoch: -1, Version: 4})
+	if r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	pid, epoch := r.ProducerID, r.Epoch
+	in, out := TopicPartition{Topic: "a", Partition: 0}, TopicPartition{Topic: "a", Partition: 1}
+	check := func(parts ...ProducePartition) []error { return m.CheckProduce("t", parts) }
+	if errs := check(ProducePartition{in, pid, epoch}); !errors.Is(errs[0], ErrInvalidTxnState) {
+		t.Fatalf("before AddPartitions: %v", errs)
+	}
+	if r := m.AddPartitions(now, AddPartitionsRequest{TxnID: "t", ProducerID: pid, Epoch: epoch,
+		Partitions: []TopicPartition{in}, Version: 3}); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	errs := check(ProducePartition{in, pid, epoch}, ProducePartition{out, pid, epoch},
+		ProducePartition{in, pid, epoch + 1}, ProducePartition{in, pid + 1, epoch})
+	if errs[0] != nil || !errors.Is(errs[1], ErrInvalidTxnState) || !errors.Is(errs[2], ErrInvalidProducerEpoch) ||
+		!errors.Is(errs[3], ErrInvalidProducerIDMapping) {
+		t.Fatalf("errors %v", errs)
+	}
+	if errs := m.CheckProduce("unknown", []ProducePartition{{in, pid, epoch}}); !errors.Is(errs[0], ErrInvalidProducerIDMapping) {
+		t.Fatalf("unknown id: %v", errs)
+	}
+}

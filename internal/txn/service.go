@@ -530,3 +530,10 @@ func (s *Service) Describe(ctx context.Context, txnID string) (Description, erro
 func (s *Service) List(ctx context.Context, f ListFilter) ([]Description, error) {
 	return query(s, ctx, func() ([]Description, error) { return s.m.List(f), nil })
 }
+
+// CheckProduce asks the machine whether a transactional Produce may write
+// each partition (Machine.CheckProduce): one error per partition, nil for
+// those that may. The second result is the service's own failure.
+func (s *Service) CheckProduce(ctx context.Context, txnID string, parts []ProducePartition) ([]error, error) {
+	return query(s, ctx, func() ([]error, error) { return s.m.CheckProduce(txnID, parts), nil })
+}
