@@ -145,12 +145,26 @@ func (s *Server) produceOne(req *kmsg.ProduceRequest, topic string, rp kmsg.Prod
 		return broker.Produced{}, kerr.UnsupportedForMessageFormat
 	}
 	if len(rp.Records) >= batch.HeaderSize {
-		if h, err := batch.ParseHeader(rp.Records); err == nil && h.Codec() == batch.CodecZstd && req.Version < 7 {
+		h, err := batch.ParseHeader(rp.Records)
+		if err == nil && h.Codec() == batch.CodecZstd && req.Version < 7 {
 			return broker.Produced{}, kerr.UnsupportedCompressionType
+		}
+		// A transactional batch outside a transaction the coordinator
+		// knows would hold the partition's last stable offset forever
+		// (no marker would ever end it), as Kafka's request validation
+		// refuses too. The gate refuses mixed producers, so the first
+		// batch decides.
+		if err == nil && h.Transactional() && req.TransactionID == nil {
+			return broker.Produced{}, errTransactionalWithoutID
 		}
 	}
 	return s.opts.Broker.Produce(broker.Write{Topic: topic, Partition: rp.Partition, Records: rp.Records})
 }
+
+// errTransactionalWithoutID refuses a transactional batch in a Produce
+// request without a transactional id.
+var errTransactionalWithoutID = fmt.Errorf("%w: transactional record batches need the producer's transactional id in the request",
+	kerr.InvalidRecord)
 
 // errNotTransactional refuses a non-transactional batch in a Produce
 // request that names a transactional id.

@@ -245,6 +245,28 @@ func TestTxnAPIsErrors(t *testing.T) {
 	}
 }
 
+// TestTransactionalBatchWithoutTransactionalID: a transactional batch in a
+// Produce request without a transactional id is refused, so no producer
+// can open a transaction the coordinator does not know, which would hold
+// the partition's last stable offset (and every read_committed reader)
+// forever.
+func TestTransactionalBatchWithoutTransactionalID(t *testing.T) {
+	ts := startTxnServer(t)
+	c := dial(t, ts.addr)
+	raw := buildBatch(t, 1, batch.BuildOptions{HasProducer: true, ProducerID: 77, ProducerEpoch: 0, Transactional: true})
+	resp := c.roundTrip(produceReq(9, -1, "tx", 0, raw)).(*kmsg.ProduceResponse)
+	if code := resp.Topics[0].Partitions[0].ErrorCode; code != kerr.InvalidRecord.Code {
+		t.Fatalf("transactional batch without a transactional id: code %d, want INVALID_RECORD", code)
+	}
+	p, err := ts.opts.Broker.Partition("tx", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hw, lso := p.HighWatermark(), p.LastStableOffset(); hw != 0 || lso != 0 {
+		t.Fatalf("the refused batch left high watermark %d, last stable offset %d", hw, lso)
+	}
+}
+
 // TestTxnAPIsWithoutCoordinator: with no Options.Txns, transactions are
 // refused as before.
 func TestTxnAPIsWithoutCoordinator(t *testing.T) {
