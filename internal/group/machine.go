@@ -42,6 +42,10 @@ type group struct {
 	static       map[string]string    // instance id -> member id
 	pending      map[string]time.Time // KIP-394 member ids awaiting their second join
 	offsets      map[TopicPartition]Offset
+	// txnOffsets holds the offsets committed in transactions not yet
+	// resolved (TxnOffsetCommit), by producer id: invisible to
+	// Committed until the transaction commits.
+	txnOffsets map[int64]map[TopicPartition]Offset
 	// rebalanceDeadline ends PreparingRebalance: members that have not
 	// rejoined by then are removed. initialUntil holds the first
 	// rebalance of an empty group open for more joiners.
@@ -94,7 +98,7 @@ func (m *Machine) group(id string, now time.Time, create bool) *group {
 	g := m.groups[id]
 	if g == nil && create {
 		g = &group{id: id, members: map[string]*member{}, static: map[string]string{}, pending: map[string]time.Time{},
-			offsets: map[TopicPartition]Offset{}, stateSince: now, emptySince: now}
+			offsets: map[TopicPartition]Offset{}, txnOffsets: map[int64]map[TopicPartition]Offset{}, stateSince: now, emptySince: now}
 		m.groups[id] = g
 	}
 	return g

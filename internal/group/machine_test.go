@@ -205,6 +205,52 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		}
 		h.persist(recs)
 
+	case "txn-commit":
+		req := TxnCommitRequest{Group: g, ProducerID: int64(a.int("pid", 1)), Generation: int32(a.int("gen", -1)),
+			MemberID: a.str("member", ""), InstanceID: a.ptr("instance")}
+		for _, x := range a.list("offsets", "") {
+			tpStr, offStr, _ := strings.Cut(x, "=")
+			off, err := strconv.ParseInt(offStr, 10, 64)
+			if err != nil {
+				d.Fatalf(t, "offset %q: %v", x, err)
+			}
+			req.Offsets = append(req.Offsets, OffsetCommit{TopicPartition: parseTP(t, d, tpStr),
+				Offset: Offset{Offset: off, LeaderEpoch: -1, Metadata: a.str("metadata", "")}})
+		}
+		errs, err := h.m.TxnCommit(h.now, req)
+		if err != nil {
+			fmt.Fprintf(&h.out, "txn-commit: %s\n", errName(err))
+			break
+		}
+		for i, o := range req.Offsets {
+			fmt.Fprintf(&h.out, "txn-commit %s/%d: %s\n", o.Topic, o.Partition, errName(errs[i]))
+		}
+
+	case "txn-resolve":
+		recs := h.m.ResolveTxn(h.now, g, int64(a.int("pid", 1)), a.str("outcome", "commit") == "commit")
+		if len(recs) == 0 {
+			h.out.WriteString("nothing to persist\n")
+		}
+		h.persist(recs)
+
+	case "unstable":
+		var tps []TopicPartition
+		for _, x := range a.list("partitions", "") {
+			tps = append(tps, parseTP(t, d, x))
+		}
+		un := h.m.Unstable(g, tps)
+		if len(un) == 0 {
+			h.out.WriteString("stable\n")
+		}
+		var keys []string
+		for tp := range un {
+			keys = append(keys, fmt.Sprintf("%s/%d", tp.Topic, tp.Partition))
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			fmt.Fprintf(&h.out, "unstable %s\n", k)
+		}
+
 	case "fetch":
 		var tps []TopicPartition
 		for _, x := range a.list("partitions", "") {

@@ -193,7 +193,8 @@ func (m *Machine) expireOffsets(now time.Time, g *group) {
 		})
 		recs = m.tombstones(g, expired)
 	}
-	if len(g.offsets) == 0 && len(g.members) == 0 && len(g.pending) == 0 && !now.Before(g.emptySince.Add(m.cfg.OffsetsRetention)) {
+	if len(g.offsets) == 0 && len(g.members) == 0 && len(g.pending) == 0 && len(g.txnOffsets) == 0 &&
+		!now.Before(g.emptySince.Add(m.cfg.OffsetsRetention)) {
 		recs = append(recs, Record{Group: g.id})
 		delete(m.groups, g.id)
 	}

@@ -245,3 +245,16 @@ type MemberSnapshot struct {
 	Subscription     []byte
 	Assignment       []byte
 }
+
+// TxnCommitRequest is a TxnOffsetCommit call: offsets staged in the
+// producer's transaction. Generation -1 with an empty member id (v0-2)
+// skips the member checks.
+type TxnCommitRequest struct {
+	Group      string
+	ProducerID int64
+	Epoch      int16
+	Generation int32
+	MemberID   string
+	InstanceID *string
+	Offsets    []OffsetCommit
+}
