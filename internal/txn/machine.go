@@ -430,3 +430,24 @@ func (m *Machine) CheckProduce(txnID string, parts []ProducePartition) []error {
 	}
 	return errs
 }
+
+// CheckOffsets reports whether a TxnOffsetCommit may stage the group's
+// offsets in txnID's transaction: nil when the group was added
+// (AddOffsetsToTxn) to the Ongoing transaction of that producer id and
+// epoch; otherwise the error as CheckProduce answers it. It changes
+// nothing.
+func (m *Machine) CheckOffsets(txnID string, producerID int64, epoch int16, group string) error {
+	t := m.txns[txnID]
+	switch {
+	case t == nil || t.ProducerID != producerID:
+		return fmt.Errorf("%w: %q is not held by producer %d", ErrInvalidProducerIDMapping, txnID, producerID)
+	case t.Epoch != epoch:
+		return fmt.Errorf("%w: epoch %d, the coordinator holds %d", ErrInvalidProducerEpoch, epoch, t.Epoch)
+	case t.State != Ongoing:
+		return fmt.Errorf("%w: offsets for group %q while %s", ErrInvalidTxnState, group, t.State)
+	}
+	if _, ok := t.groups[group]; !ok {
+		return fmt.Errorf("%w: group %q is not in the transaction", ErrInvalidTxnState, group)
+	}
+	return nil
+}

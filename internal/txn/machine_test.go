@@ -359,3 +359,38 @@ func TestCheckProduce(t *testing.T) {
 		t.Fatalf("unknown id: %v", errs)
 	}
 }
+
+// TestCheckOffsets: a TxnOffsetCommit may stage only the offsets of a
+// group added to the ongoing transaction of the id's producer and epoch.
+func TestCheckOffsets(t *testing.T) {
+	m := NewMachine(Config{}, &counter{})
+	now := time.Unix(1000, 0)
+	r := m.InitProducerID(now, InitProducerIDRequest{TxnID: "t", Timeout: time.Minute, ProducerID: -1, Epoch: -1, Version: 4})
+	if r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	pid, epoch := r.ProducerID, r.Epoch
+	if err := m.CheckOffsets("t", pid, epoch, "g"); !errors.Is(err, ErrInvalidTxnState) {
+		t.Fatalf("before AddOffsets: %v", err)
+	}
+	if r := m.AddOffsets(now, AddOffsetsRequest{TxnID: "t", ProducerID: pid, Epoch: epoch, Group: "g", Version: 3}); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	for _, c := range []struct {
+		id    string
+		pid   int64
+		epoch int16
+		group string
+		want  error
+	}{
+		{"t", pid, epoch, "g", nil},
+		{"t", pid, epoch, "other", ErrInvalidTxnState},
+		{"t", pid, epoch + 1, "g", ErrInvalidProducerEpoch},
+		{"t", pid + 1, epoch, "g", ErrInvalidProducerIDMapping},
+		{"unknown", pid, epoch, "g", ErrInvalidProducerIDMapping},
+	} {
+		if err := m.CheckOffsets(c.id, c.pid, c.epoch, c.group); !errors.Is(err, c.want) || (c.want == nil) != (err == nil) {
+			t.Fatalf("CheckOffsets(%q, %d, %d, %q) = %v, want %v", c.id, c.pid, c.epoch, c.group, err, c.want)
+		}
+	}
+}

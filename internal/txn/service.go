@@ -21,9 +21,8 @@ type Markers interface {
 }
 
 // Offsets makes consumer groups' pending transactional offsets visible
-// (commit) or drops them (abort). It is declared here for the group
-// coordinator, which does not support transactional offsets yet: nothing
-// implements it outside tests so far.
+// (commit) or drops them (abort). It is declared here and implemented
+// over the group coordinator by the Kafka adapter (kafka.TxnOffsets).
 type Offsets interface {
 	// ResolveOffsets applies the outcomes and returns once they are
 	// durable, with one error per outcome, in order.
@@ -56,8 +55,7 @@ type ServiceOptions struct {
 	ProducerIDs ProducerIDs
 	Markers     Markers
 	// Offsets resolves the transactions' consumer-group offsets; nil
-	// drops the outcomes with a warning (no group coordinator supports
-	// transactional offsets yet).
+	// drops the outcomes with a warning.
 	Offsets Offsets
 	// Now is the clock; default time.Now.
 	Now func() time.Time
@@ -536,4 +534,11 @@ func (s *Service) List(ctx context.Context, f ListFilter) ([]Description, error)
 // those that may. The second result is the service's own failure.
 func (s *Service) CheckProduce(ctx context.Context, txnID string, parts []ProducePartition) ([]error, error) {
 	return query(s, ctx, func() ([]error, error) { return s.m.CheckProduce(txnID, parts), nil })
+}
+
+// CheckOffsets asks the machine whether a TxnOffsetCommit may stage the
+// group's offsets (Machine.CheckOffsets).
+func (s *Service) CheckOffsets(ctx context.Context, txnID string, producerID int64, epoch int16, group string) error {
+	_, err := query(s, ctx, func() (struct{}, error) { return struct{}{}, s.m.CheckOffsets(txnID, producerID, epoch, group) })
+	return err
 }
