@@ -3,6 +3,7 @@ package kafka
 import (
 	"sort"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/weirhq/weir/internal/group"
@@ -26,7 +27,7 @@ func (s *Server) handleOffsetFetch(c *Conn, r kmsg.Request) Reply {
 					topics = append(topics, kmsg.OffsetFetchRequestTopic{Topic: t.Topic, Partitions: t.Partitions})
 				}
 			}
-			rts, code := s.fetchOffsets(c, g.Group, topics)
+			rts, code := s.fetchOffsets(c, g.Group, topics, req.RequireStable)
 			rg := kmsg.NewOffsetFetchResponseGroup()
 			rg.Group, rg.ErrorCode = g.Group, code
 			for _, t := range rts {
@@ -43,13 +44,15 @@ func (s *Server) handleOffsetFetch(c *Conn, r kmsg.Request) Reply {
 		}
 		return Respond(resp)
 	}
-	resp.Topics, resp.ErrorCode = s.fetchOffsets(c, req.Group, req.Topics)
+	resp.Topics, resp.ErrorCode = s.fetchOffsets(c, req.Group, req.Topics, req.RequireStable)
 	return Respond(resp)
 }
 
 // fetchOffsets answers one group: the requested partitions, or every
-// committed one when topics is nil.
-func (s *Server) fetchOffsets(c *Conn, groupID string, topics []kmsg.OffsetFetchRequestTopic) ([]kmsg.OffsetFetchResponseTopic, int16) {
+// committed one when topics is nil. With requireStable (v7+), a partition
+// with offsets staged in a transaction not yet resolved answers offset -1
+// and UNSTABLE_OFFSET_COMMIT, for the client to retry, as Kafka does.
+func (s *Server) fetchOffsets(c *Conn, groupID string, topics []kmsg.OffsetFetchRequestTopic, requireStable bool) ([]kmsg.OffsetFetchResponseTopic, int16) {
 	var tps []group.TopicPartition
 	if topics != nil {
 		tps = []group.TopicPartition{}
@@ -59,7 +62,10 @@ func (s *Server) fetchOffsets(c *Conn, groupID string, topics []kmsg.OffsetFetch
 			}
 		}
 	}
-	got, err := s.opts.Groups.Committed(c.Context(), groupID, tps)
+	got, unstable, err := s.opts.Groups.CommittedStable(c.Context(), groupID, tps)
+	if !requireStable {
+		unstable = nil
+	}
 	if err != nil {
 		return nil, errorCode(err)
 	}
@@ -83,7 +89,10 @@ func (s *Server) fetchOffsets(c *Conn, groupID string, topics []kmsg.OffsetFetch
 			rp.Partition, rp.Offset, rp.LeaderEpoch = p, -1, -1
 			empty := ""
 			rp.Metadata = &empty
-			if o, ok := got[group.TopicPartition{Topic: t.Topic, Partition: p}]; ok {
+			tp := group.TopicPartition{Topic: t.Topic, Partition: p}
+			if unstable[tp] {
+				rp.ErrorCode = kerr.UnstableOffsetCommit.Code
+			} else if o, ok := got[tp]; ok {
 				md := o.Metadata
 				rp.Offset, rp.LeaderEpoch, rp.Metadata = o.Offset, o.LeaderEpoch, &md
 			}

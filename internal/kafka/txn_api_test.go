@@ -22,7 +22,7 @@ func startTxnServer(t *testing.T) *testServer {
 		t.Fatal(err)
 	}
 	svc, err := txn.NewService(txn.ServiceOptions{Store: NewTxnStore(l), ProducerIDs: opts.Broker,
-		Markers: TxnMarkers{W: opts.Broker}, Logger: slog.New(slog.DiscardHandler)})
+		Markers: TxnMarkers{W: opts.Broker}, Offsets: TxnOffsets{Groups: opts.Groups}, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
