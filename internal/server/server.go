@@ -159,6 +159,7 @@ func (s *Server) stages(cfg config.Config, opts Options) []stage {
 				Store:       kafka.NewTxnStore(l),
 				ProducerIDs: s.broker,
 				Markers:     kafka.TxnMarkers{W: s.broker},
+				Offsets:     kafka.TxnOffsets{Groups: s.groups},
 				Logger:      opts.Logger,
 			})
 			if err != nil {
