@@ -38,7 +38,7 @@ func TestGroupTransactSessionExactlyOnce(t *testing.T) {
 
 	sess, err := kgo.NewGroupTransactSession(kgo.SeedBrokers(s.KafkaAddr()),
 		kgo.TransactionalID("eos-txn"), kgo.ConsumerGroup("eos"), kgo.ConsumeTopics("in"),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.RequireStableFetchOffsets(),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.DefaultProduceTopic("out"))
 	if err != nil {
 		t.Fatal(err)
