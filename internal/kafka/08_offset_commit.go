@@ -17,28 +17,15 @@ func (s *Server) handleOffsetCommit(c *Conn, r kmsg.Request) Reply {
 	req := r.(*kmsg.OffsetCommitRequest)
 	resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
 	cr := group.CommitRequest{Group: req.Group, Generation: req.Generation, MemberID: req.MemberID, InstanceID: req.InstanceID}
-	// codes holds each requested partition's result, in request order;
-	// idx maps the committed ones to their slot.
-	codes := make([][]int16, len(req.Topics))
-	var idx [][2]int
+	parts := make([][]commitPartition, len(req.Topics))
 	for ti, t := range req.Topics {
-		codes[ti] = make([]int16, len(t.Partitions))
-		for pi, p := range t.Partitions {
-			if _, err := s.opts.Broker.Partition(t.Topic, p.Partition); err != nil {
-				codes[ti][pi] = kerr.UnknownTopicOrPartition.Code
-				continue
-			}
-			md := ""
-			if p.Metadata != nil {
-				md = *p.Metadata
-			}
-			cr.Offsets = append(cr.Offsets, group.OffsetCommit{
-				TopicPartition: group.TopicPartition{Topic: t.Topic, Partition: p.Partition},
-				Offset:         group.Offset{Offset: p.Offset, LeaderEpoch: p.LeaderEpoch, Metadata: md},
-			})
-			idx = append(idx, [2]int{ti, pi})
+		for _, p := range t.Partitions {
+			parts[ti] = append(parts[ti], commitPartition{t.Topic, p.Partition, p.Offset, p.LeaderEpoch, p.Metadata})
 		}
 	}
+	var codes [][]int16
+	var idx [][2]int
+	cr.Offsets, codes, idx = s.offsetsToCommit(parts)
 	ctx := c.Context()
 	wait := s.opts.Groups.StartCommit(ctx, cr)
 	return Defer(func() kmsg.Response {
@@ -63,4 +50,41 @@ func (s *Server) handleOffsetCommit(c *Conn, r kmsg.Request) Reply {
 		}
 		return resp
 	})
+}
+
+// commitPartition is one partition of an OffsetCommit or TxnOffsetCommit
+// request.
+type commitPartition struct {
+	topic       string
+	partition   int32
+	offset      int64
+	leaderEpoch int32
+	metadata    *string
+}
+
+// offsetsToCommit returns the offsets of the partitions that exist, a
+// result code per requested partition in request order (set for the ones
+// that do not: UNKNOWN_TOPIC_OR_PARTITION), and for each offset returned
+// the slot of its code.
+func (s *Server) offsetsToCommit(topics [][]commitPartition) (offsets []group.OffsetCommit, codes [][]int16, idx [][2]int) {
+	codes = make([][]int16, len(topics))
+	for ti, parts := range topics {
+		codes[ti] = make([]int16, len(parts))
+		for pi, p := range parts {
+			if _, err := s.opts.Broker.Partition(p.topic, p.partition); err != nil {
+				codes[ti][pi] = kerr.UnknownTopicOrPartition.Code
+				continue
+			}
+			md := ""
+			if p.metadata != nil {
+				md = *p.metadata
+			}
+			offsets = append(offsets, group.OffsetCommit{
+				TopicPartition: group.TopicPartition{Topic: p.topic, Partition: p.partition},
+				Offset:         group.Offset{Offset: p.offset, LeaderEpoch: p.leaderEpoch, Metadata: md},
+			})
+			idx = append(idx, [2]int{ti, pi})
+		}
+	}
+	return offsets, codes, idx
 }

@@ -28,28 +28,15 @@ func (s *Server) handleTxnOffsetCommit(c *Conn, r kmsg.Request) Reply {
 	if req.Version >= 3 {
 		tr.Generation, tr.MemberID, tr.InstanceID = req.Generation, req.MemberID, req.InstanceID
 	}
-	// codes holds each requested partition's result, in request order;
-	// idx maps the staged ones to their slot.
-	codes := make([][]int16, len(req.Topics))
-	var idx [][2]int
+	parts := make([][]commitPartition, len(req.Topics))
 	for ti, t := range req.Topics {
-		codes[ti] = make([]int16, len(t.Partitions))
-		for pi, p := range t.Partitions {
-			if _, err := s.opts.Broker.Partition(t.Topic, p.Partition); err != nil {
-				codes[ti][pi] = kerr.UnknownTopicOrPartition.Code
-				continue
-			}
-			md := ""
-			if p.Metadata != nil {
-				md = *p.Metadata
-			}
-			tr.Offsets = append(tr.Offsets, group.OffsetCommit{
-				TopicPartition: group.TopicPartition{Topic: t.Topic, Partition: p.Partition},
-				Offset:         group.Offset{Offset: p.Offset, LeaderEpoch: p.LeaderEpoch, Metadata: md},
-			})
-			idx = append(idx, [2]int{ti, pi})
+		for _, p := range t.Partitions {
+			parts[ti] = append(parts[ti], commitPartition{t.Topic, p.Partition, p.Offset, p.LeaderEpoch, p.Metadata})
 		}
 	}
+	var codes [][]int16
+	var idx [][2]int
+	tr.Offsets, codes, idx = s.offsetsToCommit(parts)
 	var all int16
 	if s.opts.Txns == nil {
 		all = kerr.TransactionalIDAuthorizationFailed.Code
