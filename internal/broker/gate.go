@@ -177,7 +177,7 @@ func (b *Broker) gate(w Write, from origin) (Produced, error) {
 			return errChecked
 		}
 	}
-	a, err := p.appendBatches(w.Records, check)
+	a, err := p.appendBatches(w.Records, check, owner != nil)
 	if dry && errors.Is(err, errChecked) {
 		return Produced{}, nil
 	}

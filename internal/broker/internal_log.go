@@ -99,12 +99,46 @@ func (l *InternalLog) Topic() string { return l.t.Name }
 // appends from its goroutine and waits elsewhere. Record offset deltas
 // are assigned in order.
 func (l *InternalLog) Append(recs []batch.Record) (wait func(context.Context) error, err error) {
+	return l.append(batch.BuildOptions{}, recs)
+}
+
+// AppendTxn writes recs as one transactional batch of the producer, as
+// Kafka's group coordinator writes a TxnOffsetCommit's offsets: they
+// belong to the producer's transaction until AppendMarker ends it, and
+// Replay shows them with the batch's producer fields. The transaction
+// coordinator has checked the producer's epoch; sequences are not checked
+// (every such batch starts at sequence 0, as Kafka's do).
+func (l *InternalLog) AppendTxn(producerID int64, epoch int16, recs []batch.Record) (wait func(context.Context) error, err error) {
+	if producerID < 0 || epoch < 0 {
+		return nil, fmt.Errorf("%w: transactional batch of producer %d epoch %d", ErrInvalidRequest, producerID, epoch)
+	}
+	return l.append(batch.BuildOptions{HasProducer: true, ProducerID: producerID, ProducerEpoch: epoch, Transactional: true}, recs)
+}
+
+// AppendMarker ends the producer's transaction on the log with a commit
+// or abort control batch (through the gate's marker path, which checks
+// the epoch) and returns a wait for its durability.
+func (l *InternalLog) AppendMarker(producerID int64, epoch int16, commit bool) (wait func(context.Context) error, err error) {
+	m := Marker{Topic: l.t.Name, ProducerID: producerID, ProducerEpoch: epoch, Commit: commit}
+	if producerID < 0 || epoch < 0 {
+		return nil, fmt.Errorf("%w: marker of producer %d epoch %d", ErrInvalidRequest, producerID, epoch)
+	}
+	pr, err := l.b.gate(Write{Topic: l.t.Name, Partition: 0}, origin{log: l, marker: &m})
+	if err != nil {
+		return nil, err
+	}
+	p, next := pr.Partition, pr.LastOffset+1
+	return func(ctx context.Context) error { return p.WaitDurable(ctx, next) }, nil
+}
+
+func (l *InternalLog) append(opts batch.BuildOptions, recs []batch.Record) (wait func(context.Context) error, err error) {
 	out := make([]batch.Record, len(recs))
 	for i, r := range recs {
 		r.OffsetDelta = int32(i)
 		out[i] = r
 	}
-	raw, err := batch.Build(batch.BuildOptions{BaseTimestamp: l.b.opts.Now().UnixMilli()}, out)
+	opts.BaseTimestamp = l.b.opts.Now().UnixMilli()
+	raw, err := batch.Build(opts, out)
 	if err != nil {
 		return nil, err
 	}
@@ -129,6 +163,24 @@ func (l *InternalLog) AppendWait(ctx context.Context, recs []batch.Record) error
 // watermark, in offset order, with its offset. Control batches are
 // skipped; batches compaction has thinned are read with their gaps.
 func (l *InternalLog) Replay(fn func(offset int64, r batch.Record) error) error {
+	return l.ReplayBatches(func(h batch.Header, recs []batch.Record) error {
+		if h.Control() {
+			return nil
+		}
+		for _, r := range recs {
+			if err := fn(r.Offset(h), r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// ReplayBatches calls fn for every batch from the log start to the high
+// watermark, in offset order, with its header (producer fields, control
+// and transactional bits) and records, control batches included: the
+// group coordinator rebuilds its transactions' offsets from them.
+func (l *InternalLog) ReplayBatches(fn func(h batch.Header, recs []batch.Record) error) error {
 	p := l.p
 	off, hw := p.LogStartOffset(), p.HighWatermark()
 	for off < hw {
@@ -145,24 +197,21 @@ func (l *InternalLog) Replay(fn func(offset int64, r batch.Record) error) error 
 				return fmt.Errorf("broker: %s at %d: %w", l.t.Name, off, err)
 			}
 			data = rest
-			h, err := batch.ParseHeader(one)
-			if err != nil {
-				return fmt.Errorf("broker: %s at %d: %w", l.t.Name, off, err)
-			}
-			if h.Control() {
-				off = h.LastOffset() + 1
-				continue
-			}
 			h, recs, err := batch.RecordsCompacted(one, maxInternalRecordBytes)
 			if err != nil {
 				return fmt.Errorf("broker: %s at %d: %w", l.t.Name, off, err)
 			}
+			if h.LastOffset() < off {
+				continue
+			}
+			kept := recs[:0]
 			for _, r := range recs {
-				if o := r.Offset(h); o >= off {
-					if err := fn(o, r); err != nil {
-						return err
-					}
+				if r.Offset(h) >= off {
+					kept = append(kept, r)
 				}
+			}
+			if err := fn(h, kept); err != nil {
+				return err
 			}
 			off = h.LastOffset() + 1
 		}

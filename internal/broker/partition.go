@@ -75,7 +75,11 @@ const maxDecompressedBatch = 64 << 20
 // "producer") are re-encoded in it, and max.message.bytes applies to the
 // result, as in Kafka. check, if set, runs on the checked batches before
 // they are written (the gate's record validator).
-func (p *Partition) appendBatches(records []byte, check func([]byte) error) (Appended, error) {
+// A coordinator append (an InternalLog's) skips the sequence check, as
+// Kafka's coordinator-origin appends do: the group coordinator writes a
+// transaction's offsets as transactional batches of the producer (with
+// sequence 0) after the transaction coordinator has checked its epoch.
+func (p *Partition) appendBatches(records []byte, check func([]byte) error, coordinator bool) (Appended, error) {
 	maxBytes := int(p.topic.maxMessageBytes.Load())
 	recompressed := false
 	if want := p.topic.compression.Load(); want >= 0 {
@@ -143,15 +147,16 @@ func (p *Partition) appendBatches(records []byte, check func([]byte) error) (App
 
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if pid >= 0 && len(hdrs) == 1 {
+	if pid >= 0 && len(hdrs) != 1 {
+		return Appended{}, fmt.Errorf("%w: an idempotent producer sends one batch per partition", ErrInvalidRecord)
+	}
+	if pid >= 0 && !coordinator {
 		if dup, err := p.checkSequence(hdrs[0]); err != nil {
 			return Appended{}, err
 		} else if dup != nil {
 			return Appended{BaseOffset: dup.baseOffset, LastOffset: dup.lastOffset, LogAppendTime: -1,
 				LogStartOffset: p.log.LogStartOffset(), Duplicate: true}, nil
 		}
-	} else if pid >= 0 {
-		return Appended{}, fmt.Errorf("%w: an idempotent producer sends one batch per partition", ErrInvalidRecord)
 	}
 	// A transaction's first batch holds the LSO before it is appended,
 	// so no reader sees it below the LSO (txn_log.go).

@@ -217,7 +217,8 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 			req.Offsets = append(req.Offsets, OffsetCommit{TopicPartition: parseTP(t, d, tpStr),
 				Offset: Offset{Offset: off, LeaderEpoch: -1, Metadata: a.str("metadata", "")}})
 		}
-		errs, err := h.m.TxnCommit(h.now, req)
+		req.Epoch = int16(a.int("epoch", 0))
+		errs, recs, err := h.m.TxnCommit(h.now, req)
 		if err != nil {
 			fmt.Fprintf(&h.out, "txn-commit: %s\n", errName(err))
 			break
@@ -225,9 +226,10 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		for i, o := range req.Offsets {
 			fmt.Fprintf(&h.out, "txn-commit %s/%d: %s\n", o.Topic, o.Partition, errName(errs[i]))
 		}
+		h.persist(recs)
 
 	case "txn-resolve":
-		recs := h.m.ResolveTxn(h.now, g, int64(a.int("pid", 1)), a.str("outcome", "commit") == "commit")
+		recs := h.m.ResolveTxn(h.now, int64(a.int("pid", 1)), int16(a.int("epoch", 0)), a.str("outcome", "commit") == "commit")
 		if len(recs) == 0 {
 			h.out.WriteString("nothing to persist\n")
 		}
@@ -344,6 +346,9 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 			}
 			fmt.Fprintf(&h.out, "%s: state=%s gen=%d leader=%s members=[%s] offsets=%d\n", id, gr.state, gr.generation,
 				gr.leader, strings.Join(ms, " "), len(gr.offsets))
+			for _, pid := range slices.Sorted(maps.Keys(gr.txnOffsets)) {
+				fmt.Fprintf(&h.out, "  pid %d stages %d offsets\n", pid, len(gr.txnOffsets[pid]))
+			}
 		}
 
 	default:
@@ -363,6 +368,15 @@ func (h *harness) since(t time.Time) string {
 func (h *harness) formatRecord(r Record) string {
 	var b strings.Builder
 	switch {
+	case r.TxnEnd != nil:
+		outcome := "abort"
+		if r.TxnEnd.Commit {
+			outcome = "commit"
+		}
+		fmt.Fprintf(&b, "persist txn-end pid=%d epoch=%d %s\n", r.TxnEnd.ProducerID, r.TxnEnd.Epoch, outcome)
+	case r.IsOffset && r.Txn != nil:
+		fmt.Fprintf(&b, "persist txn-offset pid=%d epoch=%d %s %s/%d: %d epoch=%d metadata=%q committed=%s\n", r.Txn.ProducerID, r.Txn.Epoch,
+			r.Group, r.Topic, r.Partition, r.Offset.Offset, r.Offset.LeaderEpoch, r.Offset.Metadata, h.since(r.Offset.CommitTime))
 	case r.IsOffset && r.Offset == nil:
 		fmt.Fprintf(&b, "persist offset %s %s/%d: tombstone\n", r.Group, r.Topic, r.Partition)
 	case r.IsOffset:

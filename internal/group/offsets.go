@@ -217,6 +217,16 @@ func (m *Machine) snapshotRecord(g *group, now time.Time) Record {
 // restored with members are Stable (members keep their generation and
 // must heartbeat within their session timeout, counted from now).
 func (m *Machine) Restore(now time.Time, r Record) {
+	if r.TxnEnd != nil {
+		m.resolve(r.TxnEnd.ProducerID, r.TxnEnd.Commit)
+		return
+	}
+	if r.IsOffset && r.Txn != nil {
+		if r.Offset != nil {
+			m.group(r.Group, now, true).stage(r.Txn.ProducerID, r.TopicPartition, *r.Offset)
+		}
+		return
+	}
 	if r.IsOffset {
 		if r.Offset == nil {
 			if g := m.groups[r.Group]; g != nil {

@@ -3,36 +3,35 @@ package group
 import (
 	"context"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"time"
 )
 
 // TxnCommit handles TxnOffsetCommit: it stages the offsets in the
 // producer's transaction, invisible to Committed until ResolveTxn commits
-// them. The transaction coordinator has checked the producer; the member
-// checks follow Kafka's (fenced instance, unknown member, generation),
-// made only for the fields given. errs holds one entry per offset.
-func (m *Machine) TxnCommit(now time.Time, req TxnCommitRequest) (errs []error, err error) {
+// them, and returns them as records to persist (Txn set) before the
+// answer, so a restart mid-transaction still knows them. The transaction
+// coordinator has checked the producer; the member checks follow Kafka's
+// (fenced instance, unknown member, generation), made only for the fields
+// given. errs holds one entry per offset.
+func (m *Machine) TxnCommit(now time.Time, req TxnCommitRequest) (errs []error, recs []Record, err error) {
 	if req.Group == "" {
-		return nil, ErrInvalidGroupID
+		return nil, nil, ErrInvalidGroupID
 	}
 	g := m.group(req.Group, now, true)
 	if req.InstanceID != nil {
 		if cur, ok := g.static[*req.InstanceID]; ok && cur != req.MemberID {
-			return nil, ErrFencedInstanceID
+			return nil, nil, ErrFencedInstanceID
 		}
 	}
 	if req.MemberID != "" && g.members[req.MemberID] == nil {
-		return nil, ErrUnknownMemberID
+		return nil, nil, ErrUnknownMemberID
 	}
 	if req.Generation >= 0 && req.Generation != g.generation {
-		return nil, ErrIllegalGeneration
+		return nil, nil, ErrIllegalGeneration
 	}
-	staged := g.txnOffsets[req.ProducerID]
-	if staged == nil {
-		staged = map[TopicPartition]Offset{}
-		g.txnOffsets[req.ProducerID] = staged
-	}
+	producer := &TxnProducer{ProducerID: req.ProducerID, Epoch: req.Epoch}
 	errs = make([]error, len(req.Offsets))
 	for i, o := range req.Offsets {
 		if len(o.Metadata) > m.cfg.MaxMetadataBytes {
@@ -41,37 +40,54 @@ func (m *Machine) TxnCommit(now time.Time, req TxnCommitRequest) (errs []error, 
 		}
 		off := o.Offset
 		off.CommitTime = now
-		staged[o.TopicPartition] = off
+		g.stage(req.ProducerID, o.TopicPartition, off)
+		recs = append(recs, Record{Group: g.id, IsOffset: true, TopicPartition: o.TopicPartition, Offset: &off, Txn: producer})
 	}
-	if len(staged) == 0 {
-		delete(g.txnOffsets, req.ProducerID)
-	}
-	return errs, nil
+	return errs, recs, nil
 }
 
-// ResolveTxn ends the producer's transaction for the group: on commit its
-// staged offsets become the group's committed offsets, and the records to
-// persist are returned; on abort they are dropped. Resolving a group or
-// producer with nothing staged does nothing (a retry, or offsets lost in
-// a restart: staged offsets are not persisted).
-func (m *Machine) ResolveTxn(now time.Time, groupID string, producerID int64, commit bool) []Record {
-	g := m.groups[groupID]
-	if g == nil {
-		return nil
-	}
+// stage holds off for tp in the producer's transaction.
+func (g *group) stage(producerID int64, tp TopicPartition, off Offset) {
 	staged := g.txnOffsets[producerID]
-	delete(g.txnOffsets, producerID)
-	if !commit || len(staged) == 0 {
+	if staged == nil {
+		staged = map[TopicPartition]Offset{}
+		g.txnOffsets[producerID] = staged
+	}
+	staged[tp] = off
+}
+
+// ResolveTxn ends the producer's transaction for the offsets it staged,
+// in every group, as a commit marker in __consumer_offsets does in Kafka:
+// on commit the staged offsets become the groups' committed offsets (with
+// the time they were staged), on abort they are dropped. It returns the
+// TxnEnd record to persist, or nothing when the producer has nothing
+// staged (a retry, or a transaction without offsets).
+func (m *Machine) ResolveTxn(now time.Time, producerID int64, epoch int16, commit bool) []Record {
+	if !m.resolve(producerID, commit) {
 		return nil
 	}
-	var recs []Record
-	for _, tp := range sortedTopicPartitions(staged) {
-		off := staged[tp]
-		off.CommitTime = now
-		g.offsets[tp] = off
-		recs = append(recs, Record{Group: g.id, IsOffset: true, TopicPartition: tp, Offset: &off})
+	return []Record{{TxnEnd: &TxnEnd{TxnProducer: TxnProducer{ProducerID: producerID, Epoch: epoch}, Commit: commit}}}
+}
+
+// resolve applies a transaction's outcome to every group the producer
+// staged offsets in, reporting whether there was any.
+func (m *Machine) resolve(producerID int64, commit bool) bool {
+	found := false
+	for _, id := range slices.Sorted(maps.Keys(m.groups)) {
+		g := m.groups[id]
+		staged, ok := g.txnOffsets[producerID]
+		if !ok {
+			continue
+		}
+		found = true
+		delete(g.txnOffsets, producerID)
+		if commit {
+			for tp, off := range staged {
+				g.offsets[tp] = off
+			}
+		}
 	}
-	return recs
+	return found
 }
 
 // Unstable returns, of tps (all staged ones when tps is nil), the
@@ -102,40 +118,20 @@ func (m *Machine) Unstable(groupID string, tps []TopicPartition) map[TopicPartit
 	return out
 }
 
-func sortedTopicPartitions(offs map[TopicPartition]Offset) []TopicPartition {
-	tps := make([]TopicPartition, 0, len(offs))
-	for tp := range offs {
-		tps = append(tps, tp)
-	}
-	sort.Slice(tps, func(i, j int) bool {
-		return tps[i].Topic < tps[j].Topic || tps[i].Topic == tps[j].Topic && tps[i].Partition < tps[j].Partition
-	})
-	return tps
-}
-
-// TxnCommit stages a TxnOffsetCommit (Machine.TxnCommit); errs holds one
-// entry per offset. Nothing is persisted until the transaction resolves.
+// TxnCommit stages a TxnOffsetCommit (Machine.TxnCommit) and returns
+// once the staged offsets are durable; errs holds one entry per offset.
 func (s *Service) TxnCommit(ctx context.Context, req TxnCommitRequest) ([]error, error) {
-	type res struct {
-		errs []error
-		err  error
-	}
-	r, err := call(s, ctx, func(now time.Time) res {
-		errs, err := s.m.TxnCommit(now, req)
-		return res{errs, err}
-	})
-	if err != nil {
-		return nil, err
-	}
-	return r.errs, r.err
+	return s.persistThen(ctx, func(now time.Time) ([]error, []Record, error) {
+		return s.m.TxnCommit(now, req)
+	})(ctx)
 }
 
-// ResolveTxnOffsets commits or drops the producer's staged offsets for
-// the group (Machine.ResolveTxn) and returns once the committed ones are
+// ResolveTxnOffsets commits or drops the producer's staged offsets in
+// every group (Machine.ResolveTxn) and returns once the outcome is
 // durable in the Store. It may be called again for the same outcome.
-func (s *Service) ResolveTxnOffsets(ctx context.Context, groupID string, producerID int64, commit bool) error {
+func (s *Service) ResolveTxnOffsets(ctx context.Context, producerID int64, epoch int16, commit bool) error {
 	_, err := s.persistThen(ctx, func(now time.Time) ([]error, []Record, error) {
-		return nil, s.m.ResolveTxn(now, groupID, producerID, commit), nil
+		return nil, s.m.ResolveTxn(now, producerID, epoch, commit), nil
 	})(ctx)
 	return err
 }

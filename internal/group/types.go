@@ -216,12 +216,33 @@ type Listing struct {
 
 // Record is one change the coordinator persists: an offset (Topic set)
 // or a group's metadata. A nil Offset or Meta is a tombstone.
+//
+// Transactions add two kinds, as Kafka stores them in __consumer_offsets:
+// an offset with Txn set is staged in that producer's transaction (the
+// Store writes it in a transactional batch of the producer), and a
+// record with TxnEnd set (no Group) ends the producer's transaction in
+// every group, committing or dropping what it staged (the Store writes a
+// commit or abort control batch).
 type Record struct {
 	Group    string
 	IsOffset bool
 	TopicPartition
 	Offset *Offset
 	Meta   *Snapshot
+	Txn    *TxnProducer
+	TxnEnd *TxnEnd
+}
+
+// TxnProducer names the transactional producer a staged offset belongs to.
+type TxnProducer struct {
+	ProducerID int64
+	Epoch      int16
+}
+
+// TxnEnd is a transaction's outcome for the offsets its producer staged.
+type TxnEnd struct {
+	TxnProducer
+	Commit bool
 }
 
 // Snapshot is a group's persisted metadata.

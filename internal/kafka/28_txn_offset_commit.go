@@ -72,8 +72,10 @@ func (s *Server) handleTxnOffsetCommit(c *Conn, r kmsg.Request) Reply {
 
 // TxnOffsets resolves the transaction coordinator's offset outcomes on
 // the group coordinator (txn.Offsets): a commit makes the producer's
-// staged offsets the group's committed ones, durable in
-// __consumer_offsets before ResolveOffsets returns; an abort drops them.
+// staged offsets the group's committed ones, an abort drops them; either
+// way a commit or abort marker in __consumer_offsets is durable before
+// ResolveOffsets returns (the staged offsets are there already, in the
+// producer's transactional batches, as Kafka writes them).
 type TxnOffsets struct {
 	Groups *group.Service
 }
@@ -82,7 +84,7 @@ type TxnOffsets struct {
 func (o TxnOffsets) ResolveOffsets(ctx context.Context, outcomes []txn.OffsetOutcome) []error {
 	errs := make([]error, len(outcomes))
 	for i, oc := range outcomes {
-		errs[i] = o.Groups.ResolveTxnOffsets(ctx, oc.Group, oc.ProducerID, oc.Commit)
+		errs[i] = o.Groups.ResolveTxnOffsets(ctx, oc.ProducerID, oc.Epoch, oc.Commit)
 	}
 	return errs
 }

@@ -34,22 +34,78 @@ func OpenGroupStore(b *broker.Broker) (*GroupStore, error) {
 	return &GroupStore{log: l}, nil
 }
 
-// Append writes the records as one batch; the returned wait blocks until
-// the batch is durable.
+// Append writes the records in order and returns a wait that blocks
+// until all are durable. Records go in runs, as Kafka lays them out in
+// __consumer_offsets: plain offsets and group metadata in a plain batch,
+// a transaction's staged offsets (Txn) in a transactional batch of its
+// producer, a transaction's end (TxnEnd) as a commit or abort control
+// batch of the producer.
 func (s *GroupStore) Append(recs []group.Record) (func(context.Context) error, error) {
-	out := make([]batch.Record, 0, len(recs))
-	for _, r := range recs {
-		k, v := encodeGroupRecord(r)
-		out = append(out, batch.Record{Key: k, Value: v})
+	var wait func(context.Context) error
+	for len(recs) > 0 {
+		var err error
+		if end := recs[0].TxnEnd; end != nil {
+			wait, err = s.log.AppendMarker(end.ProducerID, end.Epoch, end.Commit)
+			recs = recs[1:]
+		} else {
+			n := 1
+			for n < len(recs) && recs[n].TxnEnd == nil && sameProducer(recs[n].Txn, recs[0].Txn) {
+				n++
+			}
+			out := make([]batch.Record, 0, n)
+			for _, r := range recs[:n] {
+				k, v := encodeGroupRecord(r)
+				out = append(out, batch.Record{Key: k, Value: v})
+			}
+			if p := recs[0].Txn; p != nil {
+				wait, err = s.log.AppendTxn(p.ProducerID, p.Epoch, out)
+			} else {
+				wait, err = s.log.Append(out)
+			}
+			recs = recs[n:]
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
-	return s.log.Append(out)
+	if wait == nil {
+		return func(context.Context) error { return nil }, nil
+	}
+	return wait, nil
 }
 
-// Load replays every record from the log start to the high watermark.
+func sameProducer(a, b *group.TxnProducer) bool {
+	return a == nil && b == nil || a != nil && b != nil && *a == *b
+}
+
+// Load replays every record from the log start to the high watermark:
+// records of a transactional batch come back with Txn set, a commit or
+// abort marker as a TxnEnd record.
 func (s *GroupStore) Load(fn func(group.Record)) error {
-	return s.log.Replay(func(_ int64, r batch.Record) error {
-		if gr, ok := decodeGroupRecord(r.Key, r.Value); ok {
-			fn(gr)
+	return s.log.ReplayBatches(func(h batch.Header, recs []batch.Record) error {
+		if h.Control() {
+			if len(recs) == 0 {
+				return nil
+			}
+			k, err := batch.ParseControlKey(recs[0].Key)
+			if err != nil || k.Type != batch.ControlCommit && k.Type != batch.ControlAbort {
+				return nil // not a transaction marker Weir knows: skipped, as consumers do
+			}
+			fn(group.Record{TxnEnd: &group.TxnEnd{TxnProducer: group.TxnProducer{ProducerID: h.ProducerID, Epoch: h.ProducerEpoch},
+				Commit: k.Type == batch.ControlCommit}})
+			return nil
+		}
+		var producer *group.TxnProducer
+		if h.Transactional() {
+			producer = &group.TxnProducer{ProducerID: h.ProducerID, Epoch: h.ProducerEpoch}
+		}
+		for _, r := range recs {
+			if gr, ok := decodeGroupRecord(r.Key, r.Value); ok {
+				if gr.IsOffset {
+					gr.Txn = producer
+				}
+				fn(gr)
+			}
 		}
 		return nil
 	})
