@@ -51,6 +51,9 @@ defaults, the YAML file named by --config, WEIR_* environment variables
 	f.Duration("group-min-session-timeout", d.GroupMinSessionTimeout, "smallest consumer session timeout accepted")
 	f.Duration("group-max-session-timeout", d.GroupMaxSessionTimeout, "largest consumer session timeout accepted")
 	f.Duration("offsets-retention", d.OffsetsRetention, "how long an empty group's committed offsets are kept")
+	f.Duration("transaction-max-timeout", d.TransactionMaxTimeout, "largest transaction timeout a producer may ask for (transaction.max.timeout.ms)")
+	f.Duration("transactional-id-expiration", d.TransactionalIDExpiration, "forget a transactional id idle this long (transactional.id.expiration.ms)")
+	f.Int("transaction-max-partitions", d.TransactionMaxPartitions, "most partitions and groups one transaction may add")
 	f.String("log-level", d.LogLevel, "debug, info, warn or error")
 	f.String("log-format", d.LogFormat, "text or json")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {

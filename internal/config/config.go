@@ -72,6 +72,15 @@ type Config struct {
 	// OffsetsRetention keeps an empty group's offsets this long
 	// (offsets.retention.minutes).
 	OffsetsRetention time.Duration `koanf:"offsets-retention"`
+	// TransactionMaxTimeout is the largest transaction.timeout.ms a
+	// transactional producer may ask for (transaction.max.timeout.ms).
+	TransactionMaxTimeout time.Duration `koanf:"transaction-max-timeout"`
+	// TransactionalIDExpiration forgets a transactional id idle this long
+	// (transactional.id.expiration.ms).
+	TransactionalIDExpiration time.Duration `koanf:"transactional-id-expiration"`
+	// TransactionMaxPartitions bounds the partitions and groups one
+	// transaction may add.
+	TransactionMaxPartitions int `koanf:"transaction-max-partitions"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `koanf:"log-level"`
 	// LogFormat is text or json.
@@ -98,6 +107,9 @@ func Defaults() Config {
 		GroupMinSessionTimeout:     6 * time.Second,
 		GroupMaxSessionTimeout:     30 * time.Minute,
 		OffsetsRetention:           7 * 24 * time.Hour,
+		TransactionMaxTimeout:      15 * time.Minute,
+		TransactionalIDExpiration:  7 * 24 * time.Hour,
+		TransactionMaxPartitions:   10000,
 		LogLevel:                   "info",
 		LogFormat:                  "text",
 	}
@@ -150,6 +162,15 @@ func (c Config) Validate() error {
 	}
 	if c.OffsetsRetention <= 0 {
 		errs = append(errs, fmt.Errorf("offsets-retention %v: must be positive", c.OffsetsRetention))
+	}
+	if c.TransactionMaxTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("transaction-max-timeout %v: must be positive", c.TransactionMaxTimeout))
+	}
+	if c.TransactionalIDExpiration <= 0 {
+		errs = append(errs, fmt.Errorf("transactional-id-expiration %v: must be positive", c.TransactionalIDExpiration))
+	}
+	if c.TransactionMaxPartitions < 1 || c.TransactionMaxPartitions > 1000000 {
+		errs = append(errs, fmt.Errorf("transaction-max-partitions %d: want 1..1000000", c.TransactionMaxPartitions))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -160,7 +160,9 @@ func (s *Server) stages(cfg config.Config, opts Options) []stage {
 				ProducerIDs: s.broker,
 				Markers:     kafka.TxnMarkers{W: s.broker},
 				Offsets:     kafka.TxnOffsets{Groups: s.groups},
-				Logger:      opts.Logger,
+				Config: txn.Config{MaxTimeout: cfg.TransactionMaxTimeout, IDExpiration: cfg.TransactionalIDExpiration,
+					MaxPartitions: cfg.TransactionMaxPartitions},
+				Logger: opts.Logger,
 			})
 			if err != nil {
 				return fmt.Errorf("server: load transactions: %w", err)

@@ -7,7 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/weirhq/weir/internal/config"
 )
 
 // TestTransactionsEndToEnd runs a franz-go transactional producer against
@@ -109,4 +112,30 @@ func consumeAll(ctx context.Context, t *testing.T, s *Server, want int, opts ...
 		t.Fatalf("read %d records, want %d", len(got), want)
 	}
 	return got
+}
+
+// TestTransactionMaxTimeoutConfig: the node's transaction-max-timeout
+// bounds what producers may ask for, as transaction.max.timeout.ms does.
+func TestTransactionMaxTimeoutConfig(t *testing.T) {
+	s := startNode(t, t.TempDir(), func(c *config.Config) { c.TransactionMaxTimeout = time.Minute })
+	if _, err := s.Broker().CreateTopic("tx", 1, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, tc := range []struct {
+		timeout time.Duration
+		want    error
+	}{{2 * time.Minute, kerr.InvalidTransactionTimeout}, {time.Minute, nil}} {
+		p := client(t, s, kgo.TransactionalID(fmt.Sprint("max-", tc.timeout)), kgo.TransactionTimeout(tc.timeout),
+			kgo.DefaultProduceTopic("tx"))
+		err := p.BeginTransaction()
+		if err == nil {
+			err = p.ProduceSync(ctx, &kgo.Record{Value: []byte("v")}).FirstErr()
+		}
+		// franz-go reports the InitProducerId error wrapped in text.
+		if (tc.want == nil) != (err == nil) || err != nil && !strings.Contains(err.Error(), tc.want.(*kerr.Error).Message) {
+			t.Fatalf("timeout %v: produce error %v, want %v", tc.timeout, err, tc.want)
+		}
+	}
 }
