@@ -105,9 +105,20 @@ func TestKafkajsTransactions(t *testing.T) {
 	txnCheck(t, "franz-go read_committed", out, committed, rc)
 	rc = saramaConsumerWith(sarama.V3_6_0_0, saramaIsolation(sarama.ReadCommitted))(t, w.Addr, committed.counts(out))
 	txnCheck(t, "sarama ReadCommitted", out, committed, rc)
+	kc := kcatReadCommitted(t, w, out, 4)
+	txnCheck(t, "kcat isolation.level=read_committed", out, committed, kc)
+	// read_uncommitted sees the aborted records: they are in the log.
+	ru := kgoConsumeWith(t, w.Addr, all.counts(out), kgo.FetchIsolationLevel(kgo.ReadUncommitted()))
+	txnCheck(t, "franz-go read_uncommitted", out, all, ru)
+}
+
+// kcatReadCommitted reads partitions 0..parts-1 of topic to their end with
+// kcat at isolation.level=read_committed.
+func kcatReadCommitted(t *testing.T, w *Weir, topic string, parts int32) map[tp][]rec {
+	t.Helper()
 	kc := map[tp][]rec{}
-	for part := range int32(4) {
-		lines := runKcat(t, w, nil, "-C", "-t", out, "-p", fmt.Sprint(part), "-o", "beginning", "-e", "-q",
+	for part := range parts {
+		lines := runKcat(t, w, nil, "-C", "-t", topic, "-p", fmt.Sprint(part), "-o", "beginning", "-e", "-q",
 			"-X", "isolation.level=read_committed", "-f", "%o %s\n")
 		for _, l := range strings.Split(strings.TrimSpace(string(lines)), "\n") {
 			if l == "" {
@@ -118,11 +129,8 @@ func TestKafkajsTransactions(t *testing.T) {
 			if err != nil {
 				t.Fatalf("kcat line %q: %v", l, err)
 			}
-			kc[tp{out, part}] = append(kc[tp{out, part}], rec{Partition: part, Offset: off, Value: []byte(v)})
+			kc[tp{topic, part}] = append(kc[tp{topic, part}], rec{Partition: part, Offset: off, Value: []byte(v)})
 		}
 	}
-	txnCheck(t, "kcat isolation.level=read_committed", out, committed, kc)
-	// read_uncommitted sees the aborted records: they are in the log.
-	ru := kgoConsumeWith(t, w.Addr, all.counts(out), kgo.FetchIsolationLevel(kgo.ReadUncommitted()))
-	txnCheck(t, "franz-go read_uncommitted", out, all, ru)
+	return kc
 }

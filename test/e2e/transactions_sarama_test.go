@@ -184,6 +184,97 @@ func TestSaramaTransactions(t *testing.T) {
 	}
 }
 
+// TestSaramaInterleavedTransactions: two sarama transactional producers
+// whose transactions overlap on the same four partitions, so committed
+// records follow an aborted transaction's first offset and aborted ones
+// sit between committed ones. The log of each partition is
+//
+//	a1 b1 [B commit] a2 [A abort] b2 a3 [B abort] [A commit]
+//
+// sarama's ReadCommitted consumer, franz-go's and kcat's read_committed
+// ones read b1 then a3 (the aborted-transactions index must name the
+// producer, not just an offset range); ReadUncommitted reads all five.
+// Then A leaves a transaction open while B commits: kcat's read_committed
+// stops at the last stable offset, before both, until A commits.
+func TestSaramaInterleavedTransactions(t *testing.T) {
+	t.Parallel()
+	w := StartWeir(t, "")
+	for _, ver := range saramaTxnVersions {
+		t.Run(ver.name, func(t *testing.T) {
+			t.Parallel()
+			topic := "sarama-txn-interleaved-" + ver.name
+			txnCreateTopics(t, w, 4, topic)
+			a := saramaTxnProducer(t, w.Addr, ver.v, topic+"-a")
+			b := saramaTxnProducer(t, w.Addr, ver.v, topic+"-b")
+			committed, all := txnParts{}, txnParts{}
+			send := func(p sarama.SyncProducer, name string, commit bool) {
+				t.Helper()
+				var msgs []*sarama.ProducerMessage
+				for part := range int32(4) {
+					for i := range 2 {
+						v := fmt.Sprintf("%s-p%d-%d", name, part, i)
+						msgs = append(msgs, &sarama.ProducerMessage{Topic: topic, Partition: part, Value: sarama.StringEncoder(v)})
+						all.add(part, v)
+						if commit {
+							committed.add(part, v)
+						}
+					}
+				}
+				if err := p.SendMessages(msgs); err != nil {
+					t.Fatalf("%s: SendMessages: %v", name, err)
+				}
+			}
+			begin := func(p sarama.SyncProducer) {
+				t.Helper()
+				if err := p.BeginTxn(); err != nil {
+					t.Fatalf("BeginTxn: %v", err)
+				}
+			}
+			begin(a)
+			send(a, "a1", false)
+			begin(b)
+			send(b, "b1", true)
+			saramaEndTxn(t, b, true)
+			send(a, "a2", false)
+			saramaEndTxn(t, a, false)
+			begin(b)
+			send(b, "b2", false)
+			begin(a)
+			send(a, "a3", true)
+			saramaEndTxn(t, b, false)
+			saramaEndTxn(t, a, true)
+			defer func() {
+				if t.Failed() {
+					t.Logf("weir log tail:\n%s", extLogTail(w, 60))
+				}
+			}()
+			rc := saramaConsumerWith(ver.v, saramaIsolation(sarama.ReadCommitted))(t, w.Addr, committed.counts(topic))
+			txnCheck(t, "sarama ReadCommitted", topic, committed, rc)
+			ru := saramaConsumerWith(ver.v, saramaIsolation(sarama.ReadUncommitted))(t, w.Addr, all.counts(topic))
+			txnCheck(t, "sarama ReadUncommitted", topic, all, ru)
+			rc = kgoConsumeWith(t, w.Addr, committed.counts(topic), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+			txnCheck(t, "franz-go read_committed", topic, committed, rc)
+			txnCheck(t, "kcat isolation.level=read_committed", topic, committed, kcatReadCommitted(t, w, topic, 4))
+
+			// An open transaction holds back the last stable offset: B's
+			// commit after A's open records is invisible to read_committed
+			// until A ends. kcat -e stops at the LSO, so nothing waits.
+			begin(a)
+			send(a, "a4", true)
+			begin(b)
+			send(b, "b3", true)
+			saramaEndTxn(t, b, true)
+			before := txnParts{}
+			for part, vs := range committed {
+				before[part] = vs[:len(vs)-4] // less a4 and b3
+			}
+			txnCheck(t, "kcat read_committed with a transaction open", topic, before, kcatReadCommitted(t, w, topic, 4))
+			saramaEndTxn(t, a, true)
+			txnCheck(t, "kcat read_committed", topic, committed, kcatReadCommitted(t, w, topic, 4))
+		})
+	}
+}
+
 // saramaCTPHandler hands the session and every claimed message to the test.
 type saramaCTPHandler struct {
 	sess chan sarama.ConsumerGroupSession
