@@ -466,6 +466,13 @@ func kgoProduce(t testing.TB, addr, topic string, rs []rec, opts ...kgo.Opt) {
 // (groupless) franz-go consumer.
 func kgoConsume(t testing.TB, addr string, counts map[tp]int) map[tp][]rec {
 	t.Helper()
+	return kgoConsumeWith(t, addr, counts)
+}
+
+// kgoConsumeWith is kgoConsume with extra client options (an isolation
+// level, for one).
+func kgoConsumeWith(t testing.TB, addr string, counts map[tp]int, opts ...kgo.Opt) map[tp][]rec {
+	t.Helper()
 	offsets := map[string]map[int32]kgo.Offset{}
 	total := 0
 	for x, n := range counts {
@@ -475,7 +482,8 @@ func kgoConsume(t testing.TB, addr string, counts map[tp]int) map[tp][]rec {
 		offsets[x.topic][x.part] = kgo.NewOffset().AtStart()
 		total += n
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumePartitions(offsets), kgo.FetchMaxWait(100*time.Millisecond))
+	opts = append([]kgo.Opt{kgo.SeedBrokers(addr), kgo.ConsumePartitions(offsets), kgo.FetchMaxWait(100 * time.Millisecond)}, opts...)
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
