@@ -161,6 +161,7 @@ func (s *Server) stages(cfg config.Config, opts Options) []stage {
 				Markers:     kafka.TxnMarkers{W: s.broker},
 				Offsets:     kafka.TxnOffsets{Groups: s.groups},
 				Logger:      opts.Logger,
+				Metrics:     opts.Metrics,
 			})
 			if err != nil {
 				return fmt.Errorf("server: load transactions: %w", err)
