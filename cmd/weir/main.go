@@ -63,7 +63,7 @@ func newRootCmdEnv(getenv func(string) string) *cobra.Command {
 		Short: "Weir: a durable event streaming platform that speaks the Kafka protocol",
 		Long: `Weir is a durable, partitioned, append-only log in one binary that speaks the
 Kafka wire protocol. This command runs it (serve, dev) and is a client for it
-and for any Kafka cluster (topic, produce, consume, group, cluster).
+and for any Kafka cluster (topic, produce, consume, group, txn, cluster).
 
 Client commands connect to --brokers (or $WEIR_BROKERS), localhost:9092 by
 default, and print aligned tables, or stable JSON with --format json.`,
@@ -86,7 +86,7 @@ default, and print aligned tables, or stable JSON with --format json.`,
 		c.GroupID = "run"
 		root.AddCommand(c)
 	}
-	for _, c := range []*cobra.Command{newTopicCmd(a), newProduceCmd(a), newConsumeCmd(a), newGroupCmd(a), newClusterCmd(a)} {
+	for _, c := range []*cobra.Command{newTopicCmd(a), newProduceCmd(a), newConsumeCmd(a), newGroupCmd(a), newTxnCmd(a), newClusterCmd(a)} {
 		c.GroupID = "client"
 		root.AddCommand(c)
 	}

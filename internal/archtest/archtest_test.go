@@ -45,7 +45,7 @@ var allowed = map[string]pkgRule{
 		testImports: []string{"internal/group", "internal/kafka"},
 	},
 	"internal/group": {},
-	"internal/txn":   {},
+	"internal/txn":   {imports: []string{"internal/metrics"}},
 	// Adapters: onto the core, never past it into storage.
 	"internal/schema": {},
 	"internal/kafka": {

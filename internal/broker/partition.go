@@ -177,6 +177,9 @@ func (p *Partition) appendBatches(records []byte, check func([]byte) error, coor
 	if pid >= 0 {
 		h := hdrs[0]
 		h.BaseOffset = res.BaseOffset
+		if res.AppendTimeMs >= 0 {
+			h.MaxTimestamp = res.AppendTimeMs // LogAppendTime
+		}
 		p.recordProducer(h)
 	}
 	return Appended{BaseOffset: res.BaseOffset, LastOffset: res.LastOffset, LogAppendTime: res.AppendTimeMs,

@@ -1,11 +1,13 @@
 package broker
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"io/fs"
+	"slices"
 	"sync"
 
 	"github.com/weirhq/weir/internal/batch"
@@ -30,6 +32,9 @@ type producerState struct {
 	// coordinatorEpoch is that of the last marker written for the
 	// producer, -1 before any: older coordinators are fenced.
 	coordinatorEpoch int32
+	// lastTimestamp is the max timestamp of the producer's last batch or
+	// marker on the partition, -1 before any (DescribeProducers).
+	lastTimestamp int64
 }
 
 // producer returns pid's state at epoch, creating it, or moving it to a
@@ -39,7 +44,7 @@ func (p *Partition) producer(pid int64, epoch int16) *producerState {
 	st := p.producers[pid]
 	switch {
 	case st == nil:
-		st = &producerState{epoch: epoch, txnFirst: -1, coordinatorEpoch: -1}
+		st = &producerState{epoch: epoch, txnFirst: -1, coordinatorEpoch: -1, lastTimestamp: -1}
 		p.producers[pid] = st
 	case epoch > st.epoch:
 		st.epoch, st.batches = epoch, nil
@@ -101,6 +106,7 @@ func (p *Partition) recordProducer(h batch.Header) {
 	if h.Transactional() && st.txnFirst < 0 {
 		st.txnFirst = h.BaseOffset
 	}
+	st.lastTimestamp = h.MaxTimestamp
 	st.batches = append(st.batches, seqEntry{
 		firstSeq: h.BaseSequence, lastSeq: lastSeq(h),
 		baseOffset: h.BaseOffset, lastOffset: h.LastOffset(),
@@ -108,6 +114,41 @@ func (p *Partition) recordProducer(h batch.Header) {
 	if len(st.batches) > maxCachedBatches {
 		st.batches = append(st.batches[:0], st.batches[len(st.batches)-maxCachedBatches:]...)
 	}
+}
+
+// ProducerInfo is one producer's state on a partition, as Kafka's
+// DescribeProducers reports it.
+type ProducerInfo struct {
+	ProducerID int64
+	Epoch      int16
+	// LastSequence is the last sequence number of the producer's last
+	// batch, -1 when none is remembered (a new epoch began with a marker).
+	LastSequence int32
+	// LastTimestamp is the max timestamp of its last batch or marker.
+	LastTimestamp    int64
+	CoordinatorEpoch int32
+	// TxnStartOffset is the first offset of its open transaction on the
+	// partition, -1 when none is open.
+	TxnStartOffset int64
+}
+
+// Producers returns the state of every producer the partition knows (since
+// it was opened, from its whole log), ordered by producer id. Kafka also
+// expires idle producers (producer.id.expiration.ms); Weir keeps them.
+func (p *Partition) Producers() []ProducerInfo {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]ProducerInfo, 0, len(p.producers))
+	for pid, st := range p.producers {
+		pi := ProducerInfo{ProducerID: pid, Epoch: st.epoch, LastSequence: -1, LastTimestamp: st.lastTimestamp,
+			CoordinatorEpoch: st.coordinatorEpoch, TxnStartOffset: st.txnFirst}
+		if n := len(st.batches); n > 0 {
+			pi.LastSequence = st.batches[n-1].lastSeq
+		}
+		out = append(out, pi)
+	}
+	slices.SortFunc(out, func(a, b ProducerInfo) int { return cmp.Compare(a.ProducerID, b.ProducerID) })
+	return out
 }
 
 // loadProducers rebuilds producer state from the batches in the log, so

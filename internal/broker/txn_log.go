@@ -109,6 +109,15 @@ var _ MarkerWriter = (*Broker)(nil)
 // the gate, then waits until each written one is durable (or ctx ends).
 // Results come one per marker and partition, in order.
 func (b *Broker) WriteTxnMarkers(ctx context.Context, markers []TxnMarker) []MarkerResult {
+	return b.AppendTxnMarkers(markers)(ctx)
+}
+
+// AppendTxnMarkers is WriteTxnMarkers in two steps: it appends every
+// marker now, in order, and returns the wait for their durability, which
+// gives the results. The Kafka adapter appends while handling the request
+// (so later requests on the connection come after the markers) and waits
+// off its reader goroutine.
+func (b *Broker) AppendTxnMarkers(markers []TxnMarker) (wait func(context.Context) []MarkerResult) {
 	var out []MarkerResult
 	var parts []*Partition
 	for _, m := range markers {
@@ -124,14 +133,16 @@ func (b *Broker) WriteTxnMarkers(ctx context.Context, markers []TxnMarker) []Mar
 			parts = append(parts, pr.Partition)
 		}
 	}
-	for i := range out {
-		if out[i].Err == nil {
-			if err := parts[i].WaitDurable(ctx, out[i].Offset+1); err != nil {
-				out[i].Err, out[i].Offset = err, -1
+	return func(ctx context.Context) []MarkerResult {
+		for i := range out {
+			if out[i].Err == nil {
+				if err := parts[i].WaitDurable(ctx, out[i].Offset+1); err != nil {
+					out[i].Err, out[i].Offset = err, -1
+				}
 			}
 		}
+		return out
 	}
-	return out
 }
 
 // WriteMarker appends one transaction marker through the gate's marker
@@ -154,8 +165,9 @@ func (p *Partition) appendMarker(m *Marker) (Appended, error) {
 	if m.Commit {
 		typ = batch.ControlCommit
 	}
+	ts := p.broker.opts.Now().UnixMilli()
 	raw, err := batch.Build(batch.BuildOptions{
-		BaseTimestamp: p.broker.opts.Now().UnixMilli(),
+		BaseTimestamp: ts,
 		HasProducer:   true, ProducerID: m.ProducerID, ProducerEpoch: m.ProducerEpoch, BaseSequence: -1,
 		Transactional: true, Control: true,
 	}, []batch.Record{batch.EndTxnMarker(typ, m.CoordinatorEpoch)})
@@ -177,14 +189,18 @@ func (p *Partition) appendMarker(m *Marker) (Appended, error) {
 	if err != nil {
 		return Appended{}, err
 	}
-	p.endTxn(m.ProducerID, m.ProducerEpoch, m.CoordinatorEpoch, m.Commit, res.BaseOffset)
+	if res.AppendTimeMs >= 0 {
+		ts = res.AppendTimeMs
+	}
+	p.endTxn(m.ProducerID, m.ProducerEpoch, m.CoordinatorEpoch, m.Commit, res.BaseOffset, ts)
 	return Appended{BaseOffset: res.BaseOffset, LastOffset: res.LastOffset, LogAppendTime: res.AppendTimeMs,
 		LogStartOffset: res.LogStartOffset}, nil
 }
 
-// endTxn applies a marker at offset to the producer's state and the
-// partition's transaction index. Called with p.mu held or during load.
-func (p *Partition) endTxn(pid int64, epoch int16, coordinatorEpoch int32, commit bool, offset int64) {
+// endTxn applies a marker at offset, stamped ts, to the producer's state
+// and the partition's transaction index. Called with p.mu held or during
+// load.
+func (p *Partition) endTxn(pid int64, epoch int16, coordinatorEpoch int32, commit bool, offset, ts int64) {
 	st := p.producer(pid, epoch)
 	if st == nil {
 		return // an older epoch's marker: refused when live, ignored at load
@@ -192,6 +208,7 @@ func (p *Partition) endTxn(pid int64, epoch int16, coordinatorEpoch int32, commi
 	first := st.txnFirst
 	st.txnFirst = -1
 	st.coordinatorEpoch = coordinatorEpoch
+	st.lastTimestamp = ts
 	p.txns.end(pid, first, offset, commit)
 }
 
@@ -354,7 +371,7 @@ func (p *Partition) loadMarker(h batch.Header) error {
 	if err != nil {
 		return err
 	}
-	p.endTxn(h.ProducerID, h.ProducerEpoch, ce, k.Type == batch.ControlCommit, h.BaseOffset)
+	p.endTxn(h.ProducerID, h.ProducerEpoch, ce, k.Type == batch.ControlCommit, h.BaseOffset, h.MaxTimestamp)
 	return nil
 }
 

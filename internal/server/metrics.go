@@ -35,7 +35,7 @@ type partitionCollector struct {
 	b      *broker.Broker
 	nodeID int32
 
-	logStart, logEnd, size, partitions *prometheus.Desc
+	logStart, logEnd, size, unstable, partitions *prometheus.Desc
 	// kafka_exporter names.
 	xBrokers, xPartitions, xCurrent, xOldest, xReplicas, xISR, xLeader, xPreferred, xUnder *prometheus.Desc
 }
@@ -43,11 +43,13 @@ type partitionCollector struct {
 func newPartitionCollector(b *broker.Broker, nodeID int32) *partitionCollector {
 	tp := []string{"topic", "partition"}
 	return &partitionCollector{
-		b:          b,
-		nodeID:     nodeID,
-		logStart:   prometheus.NewDesc("weir_partition_log_start_offset", "First offset still readable in the partition (the low watermark).", tp, nil),
-		logEnd:     prometheus.NewDesc("weir_partition_log_end_offset", "Offset after the last record consumers may read (the high watermark).", tp, nil),
-		size:       prometheus.NewDesc("weir_partition_size_bytes", "Size of the partition's log segments on disk.", tp, nil),
+		b:        b,
+		nodeID:   nodeID,
+		logStart: prometheus.NewDesc("weir_partition_log_start_offset", "First offset still readable in the partition (the low watermark).", tp, nil),
+		logEnd:   prometheus.NewDesc("weir_partition_log_end_offset", "Offset after the last record consumers may read (the high watermark).", tp, nil),
+		size:     prometheus.NewDesc("weir_partition_size_bytes", "Size of the partition's log segments on disk.", tp, nil),
+		unstable: prometheus.NewDesc("weir_partition_unstable_records",
+			"Offsets between the partition's last stable offset and its high watermark: records read_committed consumers cannot read yet because an open transaction holds them back.", tp, nil),
 		partitions: prometheus.NewDesc("weir_topic_partitions", "Number of partitions of the topic.", []string{"topic"}, nil),
 
 		xBrokers:    prometheus.NewDesc("kafka_brokers", "Number of Brokers in the Kafka Cluster.", nil, nil),
@@ -63,7 +65,7 @@ func newPartitionCollector(b *broker.Broker, nodeID int32) *partitionCollector {
 }
 
 func (c *partitionCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.logStart, c.logEnd, c.size, c.partitions,
+	for _, d := range []*prometheus.Desc{c.logStart, c.logEnd, c.size, c.unstable, c.partitions,
 		c.xBrokers, c.xPartitions, c.xCurrent, c.xOldest, c.xReplicas, c.xISR, c.xLeader, c.xPreferred, c.xUnder} {
 		ch <- d
 	}
@@ -80,9 +82,13 @@ func (c *partitionCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.xPartitions, float64(len(parts)), t.Name)
 		for _, p := range parts {
 			idx := strconv.Itoa(int(p.Index()))
-			start, end := float64(p.LogStartOffset()), float64(p.HighWatermark())
+			// The LSO first: the high watermark read after it is not below it.
+			lso := p.LastStableOffset()
+			hw := p.HighWatermark()
+			start, end := float64(p.LogStartOffset()), float64(hw)
 			gauge(c.logStart, start, t.Name, idx)
 			gauge(c.logEnd, end, t.Name, idx)
+			gauge(c.unstable, float64(max(hw-lso, 0)), t.Name, idx)
 			gauge(c.size, float64(p.Size()), t.Name, idx)
 			gauge(c.xCurrent, end, t.Name, idx)
 			gauge(c.xOldest, start, t.Name, idx)

@@ -162,7 +162,8 @@ func (s *Server) stages(cfg config.Config, opts Options) []stage {
 				Offsets:     kafka.TxnOffsets{Groups: s.groups},
 				Config: txn.Config{MaxTimeout: cfg.TransactionMaxTimeout, IDExpiration: cfg.TransactionalIDExpiration,
 					MaxPartitions: cfg.TransactionMaxPartitions},
-				Logger: opts.Logger,
+				Logger:  opts.Logger,
+				Metrics: opts.Metrics,
 			})
 			if err != nil {
 				return fmt.Errorf("server: load transactions: %w", err)

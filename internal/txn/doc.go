@@ -29,7 +29,10 @@
 //
 // The machine is not safe for concurrent use. It must not import broker,
 // kafka, server or franz-go; the Store it declares is implemented by the
-// Kafka adapter in Kafka's own __transaction_state format.
+// Kafka adapter in Kafka's own __transaction_state format. The package
+// imports only the metrics leaf: the Service (never the Machine) counts
+// outcomes from the records it persists and reads the open transactions
+// from the machine at each tick (metrics.go).
 //
 // # Service: the owner loop
 //

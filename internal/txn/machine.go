@@ -396,6 +396,22 @@ func (m *Machine) List(f ListFilter) []Description {
 	return out
 }
 
+// Open returns how many transactions are open — Ongoing, or prepared
+// with their markers not yet written — and the start of the oldest (zero
+// when none is).
+func (m *Machine) Open() (n int, oldest time.Time) {
+	for _, t := range m.txns {
+		switch t.State {
+		case Ongoing, PrepareCommit, PrepareAbort:
+			n++
+			if oldest.IsZero() || t.StartTime.Before(oldest) {
+				oldest = t.StartTime
+			}
+		}
+	}
+	return n, oldest
+}
+
 // ProducePartition is one partition of a transactional Produce request,
 // with the producer id and epoch of its batch.
 type ProducePartition struct {

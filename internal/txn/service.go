@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/weirhq/weir/internal/metrics"
 )
 
 // Markers writes transaction markers to the partitions' leaders. It is
@@ -67,6 +69,9 @@ type ServiceOptions struct {
 	RetryBackoff    time.Duration
 	MaxRetryBackoff time.Duration
 	Logger          *slog.Logger
+	// Metrics receives the transaction outcomes and open transactions
+	// (metrics.go); nil records into unregistered metrics.
+	Metrics *metrics.Registry
 }
 
 // Service runs a Machine on one goroutine: requests are posted to it as
@@ -74,7 +79,8 @@ type ServiceOptions struct {
 // goroutines wait for durability, answer callers and write markers. See
 // the package doc for its contract.
 type Service struct {
-	opts ServiceOptions
+	opts    ServiceOptions
+	metrics *serviceMetrics
 
 	// Owned by the loop goroutine (and NewService before it starts).
 	m      *Machine
@@ -126,8 +132,8 @@ func NewService(opts ServiceOptions) (*Service, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	s := &Service{opts: opts, events: make(chan func(time.Time), 1024), stop: make(chan struct{}),
-		stopped: make(chan struct{})}
+	s := &Service{opts: opts, metrics: newServiceMetrics(opts.Metrics), events: make(chan func(time.Time), 1024),
+		stop: make(chan struct{}), stopped: make(chan struct{})}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.genCtx, s.genEnd = context.WithCancel(s.ctx)
 	if err := s.load(); err != nil {
@@ -189,7 +195,10 @@ func (s *Service) loop() {
 			f(s.opts.Now())
 		case <-t.C:
 			if s.ready() {
-				s.carry(s.m.Tick(s.opts.Now()), s.logFailure("tick"))
+				now := s.opts.Now()
+				a := s.m.Tick(now)
+				s.metrics.observe(now, s.m)
+				s.carry(a, s.counted(a.Persist, outcomeTimedOut, s.logFailure("tick")))
 			}
 		}
 	}
@@ -225,6 +234,17 @@ func (s *Service) logFailure(what string) func(error) {
 		if err != nil && !errors.Is(err, ErrStopped) {
 			s.opts.Logger.Warn("txn: persisting", "input", what, "err", err)
 		}
+	}
+}
+
+// counted wraps answer to count the transactions recs decide (abort names
+// why an abort happened) once they are durable.
+func (s *Service) counted(recs []Record, abort string, answer func(error)) func(error) {
+	return func(err error) {
+		if err == nil {
+			s.metrics.decided(recs, abort)
+		}
+		answer(err)
 	}
 }
 
@@ -418,8 +438,9 @@ func (s *Service) resolveOffsets(ctx context.Context, outcomes []OffsetOutcome) 
 }
 
 // do applies a request on the loop and waits for its answer, which comes
-// once its records are durable.
-func (s *Service) do(ctx context.Context, apply func(now time.Time) Result) (Result, error) {
+// once its records are durable. abort is the outcome an abort this
+// request decides counts as ("" for requests that decide none).
+func (s *Service) do(ctx context.Context, abort string, apply func(now time.Time) Result) (Result, error) {
 	ch := make(chan Result, 1)
 	posted := s.post(func(now time.Time) {
 		if !s.ready() {
@@ -429,12 +450,12 @@ func (s *Service) do(ctx context.Context, apply func(now time.Time) Result) (Res
 		r := apply(now)
 		a := r.Actions
 		r.Actions = Actions{}
-		s.carry(a, func(err error) {
+		s.carry(a, s.counted(a.Persist, abort, func(err error) {
 			if err != nil {
 				r.Err = err
 			}
 			ch <- r
-		})
+		}))
 	})
 	if !posted {
 		return Result{}, ErrStopped
@@ -457,7 +478,7 @@ func (s *Service) do(ctx context.Context, apply func(now time.Time) Result) (Res
 // InitProducerID handles InitProducerId for a transactional id and
 // returns the producer id and epoch once they are durable.
 func (s *Service) InitProducerID(ctx context.Context, req InitProducerIDRequest) (int64, int16, error) {
-	r, err := s.do(ctx, func(now time.Time) Result { return s.m.InitProducerID(now, req) })
+	r, err := s.do(ctx, outcomeFenced, func(now time.Time) Result { return s.m.InitProducerID(now, req) })
 	if err == nil {
 		err = r.Err
 	}
@@ -469,19 +490,19 @@ func (s *Service) InitProducerID(ctx context.Context, req InitProducerIDRequest)
 
 // AddPartitions handles AddPartitionsToTxn.
 func (s *Service) AddPartitions(ctx context.Context, req AddPartitionsRequest) error {
-	return s.errOf(s.do(ctx, func(now time.Time) Result { return s.m.AddPartitions(now, req) }))
+	return s.errOf(s.do(ctx, "", func(now time.Time) Result { return s.m.AddPartitions(now, req) }))
 }
 
 // AddOffsets handles AddOffsetsToTxn.
 func (s *Service) AddOffsets(ctx context.Context, req AddOffsetsRequest) error {
-	return s.errOf(s.do(ctx, func(now time.Time) Result { return s.m.AddOffsets(now, req) }))
+	return s.errOf(s.do(ctx, "", func(now time.Time) Result { return s.m.AddOffsets(now, req) }))
 }
 
 // EndTxn handles EndTxn. It returns once the PrepareCommit or PrepareAbort
 // record is durable, as Kafka does; the markers are written afterwards,
 // and until they are, requests for the id get ErrConcurrentTransactions.
 func (s *Service) EndTxn(ctx context.Context, req EndTxnRequest) error {
-	return s.errOf(s.do(ctx, func(now time.Time) Result { return s.m.EndTxn(now, req) }))
+	return s.errOf(s.do(ctx, outcomeAborted, func(now time.Time) Result { return s.m.EndTxn(now, req) }))
 }
 
 func (s *Service) errOf(r Result, err error) error {
