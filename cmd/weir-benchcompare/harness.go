@@ -188,6 +188,11 @@ type benchPhase struct {
 	Errors        int64         `json:"errors"`
 	FirstError    string        `json:"first_error"`
 	Latency       *benchLatency `json:"latency_ms"`
+	Transactions  *struct {
+		Committed     int64         `json:"committed"`
+		Aborted       int64         `json:"aborted"`
+		CommitLatency *benchLatency `json:"commit_latency_ms"`
+	} `json:"transactions"`
 }
 
 type benchLatency struct {

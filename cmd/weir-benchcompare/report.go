@@ -62,6 +62,15 @@ func num(v float64) string {
 	return fmt.Sprintf("%.3g", v)
 }
 
+// cell is a table's median of vs, or n/a when the target measured nothing
+// (a run it cannot do).
+func cell(vs []float64) string {
+	if len(vs) == 0 {
+		return "n/a"
+	}
+	return num(median(vs))
+}
+
 func machine() string {
 	model := "unknown CPU"
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
@@ -98,13 +107,18 @@ func (r *report) write(w io.Writer) error {
 			head = append(head, m.label)
 		}
 		first := wl.metrics[0]
+		for _, m := range wl.metrics {
+			if m.key == wl.perRun {
+				first = m
+			}
+		}
 		head = append(head, first.label+" per run")
 		fmt.Fprintf(&b, "| %s |\n|---|%s\n", strings.Join(head, " | "), strings.Repeat("---:|", len(head)-1))
 		targets := wl.targets
 		for _, t := range targets {
 			row := []string{t}
 			for _, m := range wl.metrics {
-				row = append(row, num(r.median(wl.name, t, m.key)))
+				row = append(row, cell(r.values(wl.name, t, m.key)))
 			}
 			var runs []string
 			for _, v := range r.values(wl.name, t, first.key) {
@@ -132,11 +146,13 @@ type goal struct {
 func (r *report) goals() string {
 	var gs []goal
 	have := func(wl, t, k string) bool { return len(r.values(wl, t, k)) > 0 }
-	ratio := func(name, wl, a, bWl, b, key, unit string, atLeast, atMost float64) {
-		if !have(wl, a, key) || !have(bWl, b, key) {
+	// ratioOf compares key a of target a with key b of target b: two
+	// figures of one run (transactional vs idempotent) or of two.
+	ratioOf := func(name, wl, a, keyA, bWl, b, keyB, unit string, atLeast, atMost float64) {
+		if !have(wl, a, keyA) || !have(bWl, b, keyB) {
 			return
 		}
-		va, vb := r.median(wl, a, key), r.median(bWl, b, key)
+		va, vb := r.median(wl, a, keyA), r.median(bWl, b, keyB)
 		g := goal{name: name, measured: fmt.Sprintf("%s vs %s %s", num(va), num(vb), unit), value: va / vb}
 		if atLeast > 0 {
 			g.want, g.ok = fmt.Sprintf("≥ %.2f×", atLeast), g.value >= atLeast
@@ -145,15 +161,37 @@ func (r *report) goals() string {
 		}
 		gs = append(gs, g)
 	}
+	ratio := func(name, wl, a, bWl, b, key, unit string, atLeast, atMost float64) {
+		ratioOf(name, wl, a, key, bWl, b, key, unit, atLeast, atMost)
+	}
 	// context adds a row that is no target but bounds one: what the
 	// ceilings and floors measured in the same run allow here.
-	context := func(name, wl, a, bWl, b, key, unit string) {
-		if !have(wl, a, key) || !have(bWl, b, key) {
+	contextOf := func(name, wl, a, keyA, bWl, b, keyB, unit, label string) {
+		if !have(wl, a, keyA) || !have(bWl, b, keyB) {
 			return
 		}
-		va, vb := r.median(wl, a, key), r.median(bWl, b, key)
+		va, vb := r.median(wl, a, keyA), r.median(bWl, b, keyB)
 		gs = append(gs, goal{name: name, measured: fmt.Sprintf("%s vs %s %s", num(va), num(vb), unit), value: va / vb,
-			want: "(bound)", context: true})
+			want: label, context: true})
+	}
+	context := func(name, wl, a, bWl, b, key, unit string) {
+		contextOf(name, wl, a, key, bWl, b, key, unit, "(bound)")
+	}
+	// peer adds a row that compares, without a goal: another broker, or
+	// the peer's own cost of the same feature.
+	peer := func(name, wl, a, keyA, b, keyB, unit string) {
+		contextOf(name, wl, a, keyA, wl, b, keyB, unit, "(peer)")
+	}
+	// paired is a goal on the median of per-run ratios (ratioKey) of two
+	// figures measured on the same broker in the same run: their noise is
+	// shared, so the ratio is steadier than one of medians.
+	paired := func(name, wl, t, keyA, keyB, ratioKey, unit string, atLeast float64) {
+		if !have(wl, t, ratioKey) {
+			return
+		}
+		v := r.median(wl, t, ratioKey)
+		gs = append(gs, goal{name: name, value: v, want: fmt.Sprintf("≥ %.2f×", atLeast), ok: v >= atLeast,
+			measured: fmt.Sprintf("%s vs %s %s (ratio: median of runs)", num(r.median(wl, t, keyA)), num(r.median(wl, t, keyB)), unit)})
 	}
 	absolute := func(name, wl, t, key, unit string, limit float64, want string) {
 		if !have(wl, t, key) {
@@ -178,6 +216,23 @@ func (r *report) goals() string {
 	ratio(fmt.Sprintf("%d partitions vs %d (Weir, durable)", r.s.manyParts, r.s.partitions), "partitions", "weir-always", "durable", "weir-always", "mbps", "MB/s", 0.8, 0)
 	context(fmt.Sprintf("%d partitions vs %d: file-per-partition fsync ceiling (null-fsync-pp)", r.s.manyParts, r.s.partitions), "partitions", "null-fsync-pp", "durable", "null-fsync-pp", "mbps", "MB/s")
 	context(fmt.Sprintf("%d partitions vs %d: one shared file fsync ceiling (null-fsync)", r.s.manyParts, r.s.partitions), "partitions", "null-fsync", "durable", "null-fsync", "mbps", "MB/s")
+	// Transactions (issue 15): records/s of committed transactions
+	// against idempotent produce on the same broker, and against kfake.
+	paired("Transactions of 1,000 records vs idempotent produce (Weir, durable)", "txn", "weir-always", "t1000_rps", "idem_rps", "t1000_vs_idem", "rec/s", 0.8)
+	pairedPeer := func(name, t, keyA, ratioKey string) {
+		if have("txn", t, ratioKey) {
+			v := r.median("txn", t, ratioKey)
+			gs = append(gs, goal{name: name, value: v, want: "(context)", context: true,
+				measured: fmt.Sprintf("%s vs %s rec/s (ratio: median of runs)", num(r.median("txn", t, keyA)), num(r.median("txn", t, "idem_rps")))})
+		}
+	}
+	pairedPeer("Transactions of 100 records vs idempotent produce (Weir, durable)", "weir-always", "t100_rps", "t100_vs_idem")
+	pairedPeer("Transactions of 1,000 records vs idempotent produce (kfake+SyncWrites)", "kfake-sync", "t1000_rps", "t1000_vs_idem")
+	pairedPeer("Transactions of 1,000 records vs idempotent produce (kfake, memory)", "kfake-mem", "t1000_rps", "t1000_vs_idem")
+	peer("Transactions of 1,000 records: Weir vs kfake+SyncWrites", "txn", "weir-always", "t1000_rps", "kfake-sync", "t1000_rps", "rec/s")
+	peer("Transactions of 100 records: Weir vs kfake+SyncWrites", "txn", "weir-always", "t100_rps", "kfake-sync", "t100_rps", "rec/s")
+	peer("Commit p50, 1,000-record transactions: Weir vs kfake+SyncWrites", "txn", "weir-always", "t1000_p50", "kfake-sync", "t1000_p50", "ms")
+	peer("Commit p99, 1,000-record transactions: Weir vs kfake+SyncWrites", "txn", "weir-always", "t1000_p99", "kfake-sync", "t1000_p99", "ms")
 	absolute(fmt.Sprintf("Memory per idle partition (%d partitions)", r.s.idleParts), "idle", "weir-always", "kib_per_partition", "KiB", 10, "≤ 10 KiB (100 MB for 10,000)")
 	absolute("Restart after kill -9 to serving", "restart", "weir-always", "serving_s", "s", 2, "< 2 s")
 	// Before/after, when an older build ran beside (-base).

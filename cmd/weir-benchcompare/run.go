@@ -26,7 +26,7 @@ func runMain(args []string) error {
 	var s settings
 	weir := fs.String("weir", "bin/weir", "the weir CLI (for `weir bench`)")
 	tmp := fs.String("tmp", "", "directory for the brokers' data (default: a new one under $TMPDIR)")
-	only := fs.String("only", "", "comma-separated workloads to run (default all): durable,pagecache,e2e,catchup,partitions,idle,restart")
+	only := fs.String("only", "", "comma-separated workloads to run (default all): durable,pagecache,e2e,catchup,partitions,txn,idle,restart")
 	out := fs.String("out", "", "also write the report (markdown) to this file")
 	profile := fs.String("profile", "", "write CPU and allocation profiles of every Weir run to this directory")
 	targets := fs.String("targets", "", "comma-separated targets to run (default all of each workload's), e.g. weir-always,kfake-sync")
@@ -146,7 +146,7 @@ func runOne(ctx context.Context, h *harness, s settings, w workload, target stri
 	defer p.stop()
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
-	return w.run(rctx, h, s, p)
+	return w.run(rctx, h, s, p, rep)
 }
 
 func brief(v map[string]float64) string {

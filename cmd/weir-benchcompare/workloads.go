@@ -37,8 +37,11 @@ type workload struct {
 	command     string // the weir bench command, for the report
 	targets     []string
 	metrics     []metric
-	// run measures one broker that is up and empty.
-	run func(ctx context.Context, h *harness, s settings, p *proc) (map[string]float64, error)
+	// perRun is the metric whose every run the table lists (default: the
+	// first).
+	perRun string
+	// run measures one broker that is up and empty; rep counts from 1.
+	run func(ctx context.Context, h *harness, s settings, p *proc, rep int) (map[string]float64, error)
 	// custom replaces the standard start/run/stop cycle.
 	custom func(ctx context.Context, h *harness, s settings, rep int) (map[string]map[string]float64, error)
 }
@@ -62,7 +65,7 @@ func workloads(s settings) []workload {
 			name: "durable", title: "Durable publish (acks=all, fsync before ack)",
 			command: produce, targets: []string{"weir-always", "kfake-sync", "null-fsync", "null-fsync-pp"},
 			metrics: []metric{mMBps, mAckP50, mAckP99, mCPUGB, mRSS},
-			run: func(ctx context.Context, h *harness, st settings, p *proc) (map[string]float64, error) {
+			run: func(ctx context.Context, h *harness, st settings, p *proc, _ int) (map[string]float64, error) {
 				return produceRun(ctx, h, st, p, st.partitions)
 			},
 		},
@@ -70,7 +73,7 @@ func workloads(s settings) []workload {
 			name: "pagecache", title: "Page-cache publish (no fsync before ack)",
 			command: produce, targets: []string{"weir-never", "kfake-dir", "null-file", "kfake-mem", "null-ack"},
 			metrics: []metric{mMBps, mAckP50, mAckP99, mCPUGB, mRSS},
-			run: func(ctx context.Context, h *harness, st settings, p *proc) (map[string]float64, error) {
+			run: func(ctx context.Context, h *harness, st settings, p *proc, _ int) (map[string]float64, error) {
 				return produceRun(ctx, h, st, p, st.partitions)
 			},
 		},
@@ -93,9 +96,17 @@ func workloads(s settings) []workload {
 			command: fmt.Sprintf("produce -p %d -s %d -d %s", s.manyParts, s.recordSize, s.duration),
 			targets: []string{"weir-always", "null-fsync", "null-fsync-pp"},
 			metrics: []metric{mMBps, mAckP50, mAckP99, mCPUGB, mRSS},
-			run: func(ctx context.Context, h *harness, st settings, p *proc) (map[string]float64, error) {
+			run: func(ctx context.Context, h *harness, st settings, p *proc, _ int) (map[string]float64, error) {
 				return produceRun(ctx, h, st, p, st.manyParts)
 			},
+		},
+		{
+			name: "txn", title: "Transactions: idempotent produce vs 100- and 1,000-record transactions (acks=all)",
+			command: fmt.Sprintf("produce -p %d -s %d -d %s, then with --txn-records 100 and --txn-records 1000 (one broker, each on its own topic, order rotated per repetition)",
+				s.partitions, s.recordSize, s.duration),
+			targets: []string{"weir-always", "kfake-sync", "kfake-mem"},
+			metrics: txnMetrics, perRun: "t1000_vs_idem",
+			run: txnRun,
 		},
 		{
 			name: "idle", title: fmt.Sprintf("Memory of %d idle partitions", s.idleParts),
@@ -139,7 +150,7 @@ func produceRun(ctx context.Context, h *harness, s settings, p *proc, parts int)
 }
 
 // e2eRun is one fixed-rate produce+consume run.
-func e2eRun(ctx context.Context, h *harness, s settings, p *proc) (map[string]float64, error) {
+func e2eRun(ctx context.Context, h *harness, s settings, p *proc, _ int) (map[string]float64, error) {
 	r, err := h.bench(ctx, p.addr, "e2e", "-t", "bench", "-p", strconv.Itoa(s.partitions), "-s", strconv.Itoa(s.recordSize),
 		"-d", s.duration.String(), "--rate", strconv.Itoa(s.rate))
 	if err != nil {
@@ -152,7 +163,7 @@ func e2eRun(ctx context.Context, h *harness, s settings, p *proc) (map[string]fl
 }
 
 // catchupRun writes the backlog, then reads it from the start.
-func catchupRun(ctx context.Context, h *harness, s settings, p *proc) (map[string]float64, error) {
+func catchupRun(ctx context.Context, h *harness, s settings, p *proc, _ int) (map[string]float64, error) {
 	n := s.backlog / int64(s.recordSize)
 	if _, err := h.bench(ctx, p.addr, "produce", "-t", "bench", "-p", strconv.Itoa(s.partitions), "-s", strconv.Itoa(s.recordSize),
 		"-n", strconv.FormatInt(n, 10)); err != nil {

@@ -66,6 +66,17 @@ type phaseReport struct {
 	Errors        int64         `json:"errors"`
 	FirstError    string        `json:"first_error,omitempty"`
 	Latency       *latencyStats `json:"latency_ms,omitempty"`
+	// Transactions, with --txn-records: Records and Bytes then count
+	// committed records only.
+	Transactions *txnReport `json:"transactions,omitempty"`
+}
+
+// txnReport sums up a transactional produce run.
+type txnReport struct {
+	RecordsPerTxn int           `json:"records_per_txn"`
+	Committed     int64         `json:"committed"`
+	Aborted       int64         `json:"aborted"`
+	CommitLatency *latencyStats `json:"commit_latency_ms,omitempty"` // EndTxn (commit) round trips
 }
 
 func newPhaseReport(records, bytes int64, elapsed time.Duration, errs int64, firstErr string, lat *latencyStats) *phaseReport {
@@ -93,6 +104,8 @@ type benchSettings struct {
 	Keys        int     `json:"keys"`
 	MaxInFlight int     `json:"max_in_flight"`
 	Group       string  `json:"group,omitempty"`
+	TxnRecords  int     `json:"txn_records,omitempty"`
+	TxnID       string  `json:"transactional_id,omitempty"`
 }
 
 // benchReport is the final summary of weir bench, as printed by --format
@@ -134,6 +147,9 @@ func (r *benchReport) writeText(w io.Writer) error {
 	if s.Group != "" {
 		fmt.Fprintf(w, " in group %s", s.Group)
 	}
+	if s.TxnRecords > 0 {
+		fmt.Fprintf(w, ", transactions of %d records (%s-N)", s.TxnRecords, s.TxnID)
+	}
 	fmt.Fprint(w, "\n\n")
 
 	t := newTable(w, "PHASE", "RECORDS", "SECONDS", "RECORDS/S", "MB/S", "P50 MS", "P90 MS", "P99 MS", "P99.9 MS", "MAX MS", "ERRORS")
@@ -157,6 +173,11 @@ func (r *benchReport) writeText(w io.Writer) error {
 	if r.EndToEnd != nil {
 		t.row(append([]any{"end-to-end", r.EndToEnd.Count, "-", "-", "-"}, append(lat(r.EndToEnd), "-")...)...)
 	}
+	if p := r.Produce; p != nil && p.Transactions != nil {
+		// RECORDS counts committed transactions here.
+		tx := p.Transactions
+		t.row(append([]any{"txn commit", tx.Committed, "-", "-", "-"}, append(lat(tx.CommitLatency), tx.Aborted)...)...)
+	}
 	if err := t.flush(); err != nil {
 		return err
 	}
@@ -164,6 +185,11 @@ func (r *benchReport) writeText(w io.Writer) error {
 		if p != nil && p.FirstError != "" {
 			fmt.Fprintf(w, "first error: %s\n", p.FirstError)
 		}
+	}
+	if p := r.Produce; p != nil && p.Transactions != nil {
+		tx := p.Transactions
+		fmt.Fprintf(w, "transactions of %d records: %d committed, %d aborted; produce counts committed records; txn commit is the EndTxn round trip (ERRORS: aborted)\n",
+			tx.RecordsPerTxn, tx.Committed, tx.Aborted)
 	}
 	if d := r.Delivery; d != nil {
 		verdict := "OK"

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -32,10 +33,17 @@ type benchRun struct {
 	// compression sees realistic (incompressible) data.
 	payload []byte
 
-	mu      sync.Mutex // guards led, ackHist, e2eHist
-	led     *ledger    // e2e only
-	ackHist *latencyHist
-	e2eHist *latencyHist
+	mu         sync.Mutex // guards led, ackHist, e2eHist, commitHist
+	led        *ledger    // e2e only
+	ackHist    *latencyHist
+	e2eHist    *latencyHist
+	commitHist *latencyHist // EndTxn commits, with --txn-records
+
+	// With --txn-records: transactions committed and aborted, and the
+	// records and bytes of the committed ones.
+	txnCommitted, txnAborted      atomic.Int64
+	committedRecs, committedBytes atomic.Int64
+	lastCommit                    atomic.Int64 // Unix ns
 
 	acked, ackedBytes, produceErrs atomic.Int64
 	consumed, consumedBytes        atomic.Int64
@@ -54,7 +62,7 @@ func newBenchRun(ctx context.Context, a *app, mode string, o benchOpts, stderr i
 		return nil, err
 	}
 	r := &benchRun{a: a, o: o, mode: mode, stderr: stderr, adm: adm, admCl: cl,
-		runID: rand.Uint32(), ackHist: newLatencyHist(), e2eHist: newLatencyHist()}
+		runID: rand.Uint32(), ackHist: newLatencyHist(), e2eHist: newLatencyHist(), commitHist: newLatencyHist()}
 	r.payload = make([]byte, payloadPool+o.recordSize)
 	for i := range r.payload {
 		r.payload[i] = byte(rand.Uint32())
@@ -110,6 +118,9 @@ func (r *benchRun) settings() benchSettings {
 		Brokers: r.a.addr(), Topic: r.o.topic, Partitions: r.parts, RecordSize: r.o.recordSize, Records: r.o.records,
 		Rate: r.o.rate, Producers: r.o.producers, Consumers: r.o.consumers, Acks: r.o.acks, Compression: r.o.compression,
 		Keys: r.o.keys, MaxInFlight: r.o.maxInFlight, Group: r.o.group,
+	}
+	if r.o.txnRecords > 0 {
+		s.TxnRecords, s.TxnID = r.o.txnRecords, r.o.txnID
 	}
 	switch r.mode {
 	case "produce":
@@ -375,7 +386,11 @@ func (r *benchRun) runProducers(ctx context.Context) (*phaseReport, error) {
 	}
 	clients := make([]*kgo.Client, r.o.producers)
 	for i := range clients {
-		if clients[i], err = r.a.client(ctx, opts...); err != nil {
+		copts := opts
+		if r.o.txnRecords > 0 {
+			copts = append(slices.Clip(opts), kgo.TransactionalID(fmt.Sprintf("%s-%d", r.o.txnID, i)))
+		}
+		if clients[i], err = r.a.client(ctx, copts...); err != nil {
 			for _, c := range clients[:i] {
 				c.Close()
 			}
@@ -421,8 +436,73 @@ func (r *benchRun) runProducers(ctx context.Context) (*phaseReport, error) {
 	}
 	r.mu.Lock()
 	lat := r.ackHist.stats()
+	commits := r.commitHist.stats()
 	r.mu.Unlock()
-	return newPhaseReport(r.acked.Load(), r.ackedBytes.Load(), end.Sub(start), r.produceErrs.Load(), loadFirst(&r.firstProduceErr), lat), nil
+	if r.o.txnRecords == 0 {
+		return newPhaseReport(r.acked.Load(), r.ackedBytes.Load(), end.Sub(start), r.produceErrs.Load(), loadFirst(&r.firstProduceErr), lat), nil
+	}
+	// Transactions: what was committed, up to the last commit.
+	end = time.Now()
+	if last := r.lastCommit.Load(); last > 0 {
+		end = time.Unix(0, last)
+	}
+	p := newPhaseReport(r.committedRecs.Load(), r.committedBytes.Load(), end.Sub(start), r.produceErrs.Load(), loadFirst(&r.firstProduceErr), lat)
+	p.Transactions = &txnReport{RecordsPerTxn: r.o.txnRecords, Committed: r.txnCommitted.Load(), Aborted: r.txnAborted.Load(), CommitLatency: commits}
+	return p, nil
+}
+
+// txn is one producer's open transaction.
+type txn struct {
+	open          bool
+	records       int64
+	bytes         int64
+	failedAtBegin int64 // the producer's failed records when it began
+}
+
+// endTxn flushes cl and ends its open transaction: a commit if commit is
+// set and none of its records failed, else an abort. It reports whether
+// the producer can go on (a failed commit is aborted; a failed abort
+// leaves the producer unusable).
+func (r *benchRun) endTxn(cl *kgo.Client, t *txn, commit bool, failed func() int64) bool {
+	t.open = false
+	// Not the run's context: ending the run must not cut a transaction
+	// in half. The delivery timeout bounds Flush.
+	bg := context.Background()
+	_ = cl.Flush(bg)
+	if failed() > t.failedAtBegin {
+		commit = false
+	}
+	how := kgo.TryAbort
+	if commit {
+		how = kgo.TryCommit
+	}
+	begin := time.Now()
+	err := cl.EndTransaction(bg, how)
+	now := time.Now()
+	if err == nil && commit {
+		r.mu.Lock()
+		r.commitHist.record(now.Sub(begin))
+		r.mu.Unlock()
+		r.txnCommitted.Add(1)
+		r.committedRecs.Add(t.records)
+		r.committedBytes.Add(t.bytes)
+		r.lastCommit.Store(now.UnixNano())
+		return true
+	}
+	if t.records > 0 {
+		r.txnAborted.Add(1)
+	}
+	if err == nil {
+		return true
+	}
+	r.produceErrs.Add(1)
+	setFirst(&r.firstProduceErr, fmt.Errorf("end transaction: %w", err))
+	if commit {
+		// An unconfirmed or refused commit: abort (kgo's advice), then
+		// go on if that worked.
+		return cl.EndTransaction(bg, kgo.TryAbort) == nil
+	}
+	return false
 }
 
 // produceLoop is one producer: records stamped (producer, sequence, due
@@ -436,6 +516,19 @@ func (r *benchRun) produceLoop(ctx context.Context, id uint32, cl *kgo.Client, q
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	size := r.o.recordSize
+	var (
+		tx     txn
+		failed atomic.Int64 // this producer's failed records
+	)
+	if r.o.txnRecords > 0 {
+		// A transaction open at the end is committed if the quota was
+		// reached, aborted if the run's time is up.
+		defer func() {
+			if tx.open {
+				r.endTxn(cl, &tx, ctx.Err() == nil, failed.Load)
+			}
+		}()
+	}
 	promise := func(rec *kgo.Record, err error) {
 		now := time.Now()
 		if inflight != nil {
@@ -443,6 +536,7 @@ func (r *benchRun) produceLoop(ctx context.Context, id uint32, cl *kgo.Client, q
 		}
 		st, _ := parseStamp(rec.Value)
 		if err != nil {
+			failed.Add(1)
 			r.produceErrs.Add(1)
 			setFirst(&r.firstProduceErr, err)
 			if r.led != nil {
@@ -478,6 +572,14 @@ func (r *benchRun) produceLoop(ctx context.Context, id uint32, cl *kgo.Client, q
 				}
 			}
 		}
+		if r.o.txnRecords > 0 && !tx.open {
+			if err := cl.BeginTransaction(); err != nil {
+				r.produceErrs.Add(1)
+				setFirst(&r.firstProduceErr, fmt.Errorf("begin transaction: %w", err))
+				return
+			}
+			tx = txn{open: true, failedAtBegin: failed.Load()}
+		}
 		if inflight != nil {
 			select {
 			case inflight <- struct{}{}:
@@ -500,6 +602,13 @@ func (r *benchRun) produceLoop(ctx context.Context, id uint32, cl *kgo.Client, q
 		}
 		// Not ctx: a record must not fail because the run's time is up.
 		cl.Produce(context.Background(), rec, promise)
+		if tx.open {
+			tx.records++
+			tx.bytes += int64(len(rec.Value) + len(rec.Key))
+			if tx.records == int64(r.o.txnRecords) && !r.endTxn(cl, &tx, true, failed.Load) {
+				return
+			}
+		}
 	}
 }
 

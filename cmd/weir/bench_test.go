@@ -81,16 +81,82 @@ func TestBenchCommands(t *testing.T) {
 	}
 }
 
+// TestBenchTransactions produces in transactions through the CLI: every
+// record committed, one commit per --txn-records and the rest, and a
+// read_committed consumer sees them all. A timed run aborts the
+// transaction still open when its time is up.
+func TestBenchTransactions(t *testing.T) {
+	t.Parallel()
+	b := startBroker(t, embedded.Options{})
+	c := newCLI(t, b)
+
+	r := c.runLine(`weir bench produce -t tx -p 4 -n 2500 -s 100 --txn-records 1000 --transactional-id tx-test --format json`)
+	if r.err != nil {
+		t.Fatalf("produce: %s\n%s", r.message(), r.stderr)
+	}
+	rep := decodeReport(t, r.stdout)
+	p := rep.Produce
+	if p == nil || p.Records != 2500 || p.Bytes != 2500*100 || p.Errors != 0 || p.RecordsPerSec <= 0 {
+		t.Fatalf("produce report %+v", p)
+	}
+	tx := p.Transactions
+	if tx == nil || tx.RecordsPerTxn != 1000 || tx.Committed != 3 || tx.Aborted != 0 {
+		t.Fatalf("transactions %+v, want 3 committed (1000, 1000, 500)", tx)
+	}
+	if l := tx.CommitLatency; l == nil || l.Count != 3 || l.P50 <= 0 || l.P50 > l.P99 {
+		t.Fatalf("commit latency %+v", tx.CommitLatency)
+	}
+	if rep.Settings.TxnRecords != 1000 || rep.Settings.TxnID != "tx-test" {
+		t.Fatalf("settings %+v", rep.Settings)
+	}
+
+	// Committed: a read_committed consumer reads all 2500.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.ConsumeTopics("tx"),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for n := 0; n < 2500; {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatalf("read_committed consumer read %d of 2500 records", n)
+		}
+		n += fs.NumRecords()
+	}
+
+	// Out of time mid-transaction: nothing committed, one abort.
+	r = c.runLine(`weir bench produce -t tx -p 4 -s 100 -d 300ms --txn-records 100000000`)
+	if r.err != nil {
+		t.Fatalf("timed produce: %s", r.message())
+	}
+	for _, want := range []string{"transactions of 100000000 records (weir-bench-N)", "produce (ack)  0 ",
+		"transactions of 100000000 records: 0 committed, 1 aborted"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if !regexp.MustCompile(`(?m)^txn commit\s+0\s+-\s+-\s+-\s+-\s+-\s+-\s+-\s+-\s+1$`).MatchString(r.stdout) {
+		t.Errorf("no txn commit row of 0 commits, 1 abort:\n%s", r.stdout)
+	}
+}
+
 func TestBenchFlagErrors(t *testing.T) {
 	t.Parallel()
 	c := &cli{t: t, env: map[string]string{"WEIR_BROKERS": "127.0.0.1:1"}}
 	for line, want := range map[string]string{
-		`weir bench produce -s 10`:             "--record-size 10: want at least 28",
-		`weir bench e2e -n 0 -d 0s`:            "give --records or a positive --duration",
-		`weir bench consume --from middle`:     `--from "middle": want start or end`,
-		`weir bench produce --producers 0`:     "--producers and --consumers want at least 1",
-		`weir bench produce --rate -1 -p 0`:    "--partitions 0: want at least 1; --rate -1: want 0 (max) or more",
-		`weir bench produce --compression foo`: "cannot reach broker", // checked once connected
+		`weir bench produce -s 10`:                                  "--record-size 10: want at least 28",
+		`weir bench e2e -n 0 -d 0s`:                                 "give --records or a positive --duration",
+		`weir bench consume --from middle`:                          `--from "middle": want start or end`,
+		`weir bench produce --producers 0`:                          "--producers and --consumers want at least 1",
+		`weir bench produce --rate -1 -p 0`:                         "--partitions 0: want at least 1; --rate -1: want 0 (max) or more",
+		`weir bench produce --compression foo`:                      "cannot reach broker", // checked once connected
+		`weir bench produce --txn-records -1`:                       "--txn-records -1: want 0 (none) or more",
+		`weir bench produce --txn-records 10 --acks leader`:         "--txn-records with --acks leader: transactions want --acks all",
+		`weir bench produce --txn-records 10 --transactional-id ""`: "--transactional-id is empty",
+		`weir bench e2e --txn-records 10`:                           "--txn-records: only with weir bench produce",
 	} {
 		if r := c.runLine(line); r.err == nil || !strings.Contains(r.message(), want) {
 			t.Errorf("%s: got %q, want it to mention %q", line, r.message(), want)
