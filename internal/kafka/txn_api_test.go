@@ -283,3 +283,42 @@ func TestTxnAPIsWithoutCoordinator(t *testing.T) {
 		t.Fatalf("ListTransactions: code %d", code)
 	}
 }
+
+// TestTxnBackToBack: EndTxn answers once the transaction is complete, so
+// the producer's next AddPartitionsToTxn starts a transaction at once
+// instead of meeting CONCURRENT_TRANSACTIONS (a 20 ms client backoff per
+// transaction), and a transaction with nothing in it (AddPartitionsToTxn
+// of no partitions, as a client may send) ends instead of staying
+// prepared, so the id is usable again.
+func TestTxnBackToBack(t *testing.T) {
+	ts := startTxnServer(t)
+	c := dial(t, ts.addr)
+	pid, epoch, code := initTxnProducer(t, c, "bb", 4)
+	if code != 0 {
+		t.Fatalf("InitProducerId: code %d", code)
+	}
+	for i := range 20 {
+		if code := addPartitions(c, "bb", pid, epoch, "tx", int32(i%2)).Topics[0].Partitions[0].ErrorCode; code != 0 {
+			t.Fatalf("transaction %d: AddPartitionsToTxn right after the last EndTxn: %v", i, kerr.ErrorForCode(code))
+		}
+		if code := txnProduce(t, c, "bb", pid, epoch, int32(i%2), int32(i/2), true); code != 0 {
+			t.Fatalf("transaction %d: produce: %v", i, kerr.ErrorForCode(code))
+		}
+		if code := endTxn(c, "bb", pid, epoch, i%3 != 0, 3); code != 0 {
+			t.Fatalf("transaction %d: EndTxn: %v", i, kerr.ErrorForCode(code))
+		}
+	}
+
+	req := kmsg.NewPtrAddPartitionsToTxnRequest()
+	req.Version = 3
+	req.TransactionalID, req.ProducerID, req.ProducerEpoch = "bb", pid, epoch
+	if resp := c.roundTrip(req).(*kmsg.AddPartitionsToTxnResponse); len(resp.Topics) != 0 {
+		t.Fatalf("AddPartitionsToTxn of nothing: %+v", resp.Topics)
+	}
+	if code := endTxn(c, "bb", pid, epoch, true, 3); code != 0 {
+		t.Fatalf("EndTxn of an empty transaction: %v", kerr.ErrorForCode(code))
+	}
+	if _, e, code := initTxnProducer(t, c, "bb", 4); code != 0 || e != epoch+1 {
+		t.Fatalf("InitProducerId after the empty transaction: epoch %d, %v", e, kerr.ErrorForCode(code))
+	}
+}

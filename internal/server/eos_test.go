@@ -75,9 +75,9 @@ func TestGroupTransactSessionExactlyOnce(t *testing.T) {
 		t.Fatalf("%d records committed, want 100", done)
 	}
 
-	// The last transaction's offsets are resolved after EndTxn answers,
-	// as its markers are: a fetch without RequireStable may see the
-	// previous ones for a moment.
+	// EndTxn answers once the offsets are resolved (unless that took
+	// longer than the coordinator's settle wait), so this normally holds
+	// at the first look.
 	adm := kadm.NewClient(client(t, s))
 	waitFor(t, "group eos at the end of the input", func() bool {
 		offs, err := adm.FetchOffsets(ctx, "eos")

@@ -41,12 +41,14 @@
 // the records an input returns are appended to the Store on that
 // goroutine, so the log holds them in the machine's order. Helper
 // goroutines wait until they are durable and only then answer the
-// caller; EndTxn is answered once PrepareCommit or PrepareAbort is
-// durable, as in Kafka. The markers (through Markers) and offset outcomes
-// (through Offsets, which no group coordinator implements yet) are then
-// written, retried with a capped backoff until they succeed, and
-// MarkersWritten's completion record is persisted; meanwhile the machine
-// answers the id's requests with ErrConcurrentTransactions.
+// caller. Once PrepareCommit or PrepareAbort is durable the outcome is
+// decided, as in Kafka; the markers (through Markers) and offset outcomes
+// (through Offsets, the group coordinator) are then written, retried with
+// a capped backoff until they succeed, and MarkersWritten's completion
+// record is persisted; meanwhile the machine answers the id's requests
+// with ErrConcurrentTransactions. EndTxn waits for that completion (at
+// most ServiceOptions.SettleWait) before it answers, unlike Kafka, so a
+// producer committing back to back does not back off (settle.go).
 //
 // Recovery is crash-only: when an append or its durability fails, the
 // caller gets ErrCoordinatorNotAvailable, the machine is dropped before

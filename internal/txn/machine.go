@@ -74,11 +74,11 @@ func persist(id string, t *txnMeta) Record { return Record{TxnID: id, Meta: t.sn
 func completion(id string, t *txnMeta) Actions {
 	commit := t.State == PrepareCommit
 	md := t.snapshot()
-	var a Actions
-	if len(md.Partitions) > 0 {
-		a.Markers = append(a.Markers, MarkerWrite{TxnID: id, ProducerID: t.ProducerID, Epoch: t.Epoch, Commit: commit,
-			Partitions: md.Partitions})
-	}
+	// The markers come even with no partitions (a transaction of offsets
+	// only, or an empty one): the owner completes the transaction once
+	// they are written, so writing none completes it at once.
+	a := Actions{Markers: []MarkerWrite{{TxnID: id, ProducerID: t.ProducerID, Epoch: t.Epoch, Commit: commit,
+		Partitions: md.Partitions}}}
 	for _, g := range md.Groups {
 		a.Offsets = append(a.Offsets, OffsetOutcome{TxnID: id, Group: g, ProducerID: t.ProducerID, Epoch: t.Epoch, Commit: commit})
 	}

@@ -68,6 +68,9 @@ type ServiceOptions struct {
 	// they succeed, the coordinator reloads or Close.
 	RetryBackoff    time.Duration
 	MaxRetryBackoff time.Duration
+	// SettleWait bounds EndTxn's wait for its markers; default
+	// DefaultSettleWait.
+	SettleWait time.Duration
 	Logger          *slog.Logger
 	// Metrics receives the transaction outcomes and open transactions
 	// (metrics.go); nil records into unregistered metrics.
@@ -103,6 +106,8 @@ type Service struct {
 	// helpers counts the goroutines that wait for durability and write
 	// markers; Close waits for them.
 	helpers sync.WaitGroup
+	// settled releases EndTxn callers when their markers are written.
+	settled settled
 }
 
 // NewService loads the Store into a Machine, starts re-driving the
@@ -128,6 +133,9 @@ func NewService(opts ServiceOptions) (*Service, error) {
 	}
 	if opts.MaxRetryBackoff < opts.RetryBackoff {
 		opts.MaxRetryBackoff = max(DefaultMaxRetryBackoff, opts.RetryBackoff)
+	}
+	if opts.SettleWait <= 0 {
+		opts.SettleWait = DefaultSettleWait
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -349,7 +357,11 @@ func (s *Service) completeIn(ctx context.Context, gen uint64, a Actions) {
 					s.opts.Logger.Warn("txn: stale completion", "txn", e.txnID, "err", r.Err)
 					return
 				}
-				s.carry(r.Actions, s.logFailure("markers written"))
+				logFailure := s.logFailure("markers written")
+				s.carry(r.Actions, func(err error) {
+					logFailure(err)
+					s.settled.done(e.txnID)
+				})
 			})
 		}()
 	}
@@ -498,11 +510,16 @@ func (s *Service) AddOffsets(ctx context.Context, req AddOffsetsRequest) error {
 	return s.errOf(s.do(ctx, "", func(now time.Time) Result { return s.m.AddOffsets(now, req) }))
 }
 
-// EndTxn handles EndTxn. It returns once the PrepareCommit or PrepareAbort
-// record is durable, as Kafka does; the markers are written afterwards,
-// and until they are, requests for the id get ErrConcurrentTransactions.
+// EndTxn handles EndTxn. Once the PrepareCommit or PrepareAbort record is
+// durable the outcome is decided, as in Kafka; EndTxn then waits (at most
+// SettleWait) for the markers and offsets, so the producer's next
+// transaction does not meet ErrConcurrentTransactions (settle.go).
 func (s *Service) EndTxn(ctx context.Context, req EndTxnRequest) error {
-	return s.errOf(s.do(ctx, outcomeAborted, func(now time.Time) Result { return s.m.EndTxn(now, req) }))
+	if err := s.errOf(s.do(ctx, outcomeAborted, func(now time.Time) Result { return s.m.EndTxn(now, req) })); err != nil {
+		return err
+	}
+	s.awaitCompletion(ctx, req.TxnID)
+	return nil
 }
 
 func (s *Service) errOf(r Result, err error) error {
