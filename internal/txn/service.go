@@ -357,11 +357,13 @@ func (s *Service) completeIn(ctx context.Context, gen uint64, a Actions) {
 					s.opts.Logger.Warn("txn: stale completion", "txn", e.txnID, "err", r.Err)
 					return
 				}
-				logFailure := s.logFailure("markers written")
-				s.carry(r.Actions, func(err error) {
-					logFailure(err)
-					s.settled.done(e.txnID)
-				})
+				// The markers and offsets are durable: EndTxn may answer.
+				// The completion record need not be durable first (a
+				// restart before it writes the markers again, which is
+				// harmless), and the producer's next record lands
+				// after it in the log.
+				s.settled.done(e.txnID)
+				s.carry(r.Actions, s.logFailure("markers written"))
 			})
 		}()
 	}

@@ -11,7 +11,8 @@ import (
 const DefaultSettleWait = 2 * time.Second
 
 // settled tracks the callers waiting for a transactional id's prepared
-// transaction to complete (its markers and offsets durable). Kafka answers
+// transaction to complete (its markers and offsets durable; the
+// completion record is appended, durable with the id's next record). Kafka answers
 // EndTxn once PrepareCommit is durable and answers the producer's next
 // AddPartitionsToTxn with CONCURRENT_TRANSACTIONS until the markers are
 // written; clients then back off (franz-go 20 ms, the Java producer
