@@ -63,6 +63,8 @@ var allowed = map[string]pkgRule{
 	"embedded":              {imports: []string{"internal/config", "internal/server"}},
 	"cmd/weir":              {imports: []string{"embedded", "internal/config", "internal/server"}},
 	"cmd/weir-benchcompare": {imports: []string{"internal/config", "internal/nullbroker", "internal/server"}},
+	// Examples: public APIs only; their tests run against embedded Weir.
+	"examples/exactlyonce": {testImports: []string{"embedded"}},
 	// Tests only.
 	"internal/archtest": {},
 	"test/e2e":          {},

@@ -71,7 +71,7 @@ type ServiceOptions struct {
 	// SettleWait bounds EndTxn's wait for its markers; default
 	// DefaultSettleWait.
 	SettleWait time.Duration
-	Logger          *slog.Logger
+	Logger     *slog.Logger
 	// Metrics receives the transaction outcomes and open transactions
 	// (metrics.go); nil records into unregistered metrics.
 	Metrics *metrics.Registry
