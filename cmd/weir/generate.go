@@ -137,6 +137,16 @@ func dashboardRows() []dashRow {
 			{title: "Groups by state", unit: "short", kind: "stat", queries: [][2]string{
 				q(`sum by (state) (weir_group_state{`+grp+`})`, "{{state}}")}},
 		}},
+		{"Transactions", []dashPanel{
+			{title: "Transactions by result", unit: "ops", desc: "Decided per second: committed, aborted by the producer, timed out, fenced.", queries: [][2]string{
+				q(`sum by (result) (rate(weir_transactions_total{`+inst+`}`+rateWin+`))`, "{{result}}")}},
+			{title: "Open transactions and the oldest one's age", unit: "short", queries: [][2]string{
+				q(`sum(weir_transactions_open{`+inst+`})`, "open"),
+				q(`max(weir_transactions_oldest_open_seconds{`+inst+`})`, "oldest (s)")}},
+			{title: "Records held back from read_committed (hw - lso) by topic", unit: "short",
+				desc: "Offsets open transactions hold back; one that keeps growing is a hanging transaction (weir txn abort).", queries: [][2]string{
+					q(`sum by (topic) (weir_partition_unstable_records{`+inst+`})`, "{{topic}}")}},
+		}},
 		{"Process", []dashPanel{
 			{title: "CPU", unit: "percentunit", queries: [][2]string{
 				q(`rate(process_cpu_seconds_total{`+inst+`}`+rateWin+`)`, "{{instance}}")}},
