@@ -35,6 +35,12 @@ type BuildOptions struct {
 	// HasProducer.
 	Transactional bool
 	Control       bool
+
+	// Thinned is the header of a batch that log compaction rewrites with
+	// fewer records: its LastOffsetDelta and MaxTimestamp are written
+	// instead of what the remaining records give, so the batch keeps its
+	// offset range and time (as Kafka's cleaner does). Nil for new batches.
+	Thinned *Header
 }
 
 // Builder writes a batch record by record. The zero Builder builds with
@@ -157,6 +163,10 @@ func (b *Builder) AppendTo(dst []byte) ([]byte, error) {
 		maxTS += b.maxDelta
 	}
 	lastDelta := max(b.lastDelta, 0)
+	if t := o.Thinned; t != nil {
+		lastDelta = max(lastDelta, t.LastOffsetDelta)
+		maxTS = max(maxTS, t.MaxTimestamp)
+	}
 
 	start := len(dst)
 	dst = binary.BigEndian.AppendUint64(dst, uint64(o.BaseOffset))

@@ -30,6 +30,7 @@ type Log struct {
 	opts Options
 
 	mu         sync.Mutex // serialises appends, rolls and removals
+	cleanMu    sync.Mutex // one Clean at a time (clean.go)
 	active     *segment
 	written    mark // everything written (guarded by mu)
 	closed     bool

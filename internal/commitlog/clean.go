@@ -1,0 +1,433 @@
+package commitlog
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io/fs"
+	"slices"
+	"time"
+
+	"github.com/weirhq/weir/internal/batch"
+)
+
+// Log compaction (cleanup.policy=compact), Kafka's cleaner semantics on
+// one partition: of the records with the same key in the cleaned part of
+// the log only the one with the highest offset is kept; offsets never
+// change. A clean runs in two passes over the sealed segments below
+// CleanOptions.UpTo: the first maps each key (its SHA-256, truncated to 16
+// bytes) to its last offset, the second rewrites each segment without the
+// records the map supersedes.
+//
+// Rewritten batches keep their header: base offset, last offset delta,
+// producer id, epoch and base sequence, attributes, timestamps; the kept
+// records keep their offset deltas. A batch that loses every record
+// stays, empty, when it has a producer (so its sequence range still tells
+// retries apart after a restart, as Kafka keeps it); runs of emptied
+// batches without a producer become one empty batch over their offsets.
+// So offsets stay contiguous from batch to batch and recovery checks them
+// as before. Control batches are kept.
+//
+// A segment is rewritten aside (<base>.log.clean.tmp, fsynced), its index
+// files removed, and then renamed over <base>.log (directory fsynced): a
+// crash leaves the old file or the new one, each whole and durable, and
+// the .tmp leftovers are removed at Open; the indexes are rebuilt by
+// scanning where they are missing.
+
+// CleanOptions configure one Clean.
+type CleanOptions struct {
+	// UpTo: nothing at or past this offset is cleaned (a partition's last
+	// stable offset, so an open transaction is never looked into). The
+	// active segment is never cleaned, nor one that ends past UpTo.
+	UpTo int64
+	// Now and MinCompactionLag (min.compaction.lag.ms): a segment holding
+	// a batch newer than Now-MinCompactionLag is not cleaned, nor any
+	// after it.
+	Now              time.Time
+	MinCompactionLag time.Duration
+	// DeleteRetention (delete.retention.ms): a tombstone (a keyed record
+	// with a null value) that is its key's last record is removed once its
+	// batch's max timestamp is older than Now-DeleteRetention; until then
+	// consumers can still learn of the delete.
+	DeleteRetention time.Duration
+	// MaxKeys bounds the key map (log.cleaner.dedupe.buffer.size at 24
+	// bytes an entry): a clean covers the whole segments whose keys fit.
+	// Default 1<<20.
+	MaxKeys int
+	// Aborted reports whether a transactional data batch belongs to an
+	// aborted transaction: its records are not mapped and are removed
+	// (the batch stays, empty). Nil: none is.
+	Aborted func(h batch.Header) bool
+	// Throttle is called with the bytes read and written as the clean
+	// goes (log.cleaner.io.max.bytes.per.second); it may sleep. Nil: no
+	// limit.
+	Throttle func(n int)
+}
+
+// CleanStats reports what a Clean did.
+type CleanStats struct {
+	// Segments is how many segments were cleaned (read in the second
+	// pass); Rewritten how many of them changed.
+	Segments, Rewritten int
+	// CleanedTo is the end of the cleaned segments: the dirty part of the
+	// log starts there (the base of the first segment not cleaned).
+	CleanedTo      int64
+	BytesRead      int64
+	BytesWritten   int64
+	RecordsRemoved int64
+}
+
+const (
+	cleanTmpSuffix = ".log.clean.tmp"
+	// DefaultCleanMaxKeys is CleanOptions.MaxKeys' default.
+	DefaultCleanMaxKeys = 1 << 20
+	// maxCleanBatchBytes bounds one batch's decompressed records.
+	maxCleanBatchBytes = 64 << 20
+)
+
+type keyHash [16]byte
+
+func hashKey(k []byte) keyHash {
+	sum := sha256.Sum256(k)
+	var h keyHash
+	copy(h[:], sum[:16])
+	return h
+}
+
+// Clean compacts the sealed segments below o.UpTo (see the file comment).
+// Appends, reads and retention go on meanwhile; a segment retention
+// removes during the clean is left removed. Only one Clean runs at a time
+// per log.
+func (l *Log) Clean(o CleanOptions) (CleanStats, error) {
+	l.cleanMu.Lock()
+	defer l.cleanMu.Unlock()
+	if o.MaxKeys <= 0 {
+		o.MaxKeys = DefaultCleanMaxKeys
+	}
+	if o.Throttle == nil {
+		o.Throttle = func(int) {}
+	}
+	if o.Now.IsZero() {
+		o.Now = l.opts.Now()
+	}
+	var st CleanStats
+	if err := l.Err(); err != nil {
+		return st, err
+	}
+
+	segs := *l.segs.Load()
+	lagHorizon := o.Now.Add(-o.MinCompactionLag).UnixMilli()
+	var cands []*segment
+	hw := l.visible.Load()
+	for _, s := range segs[:len(segs)-1] {
+		// A segment the high watermark still points into (sealed by a
+		// roll, not yet followed by an append) is read up to the mark's
+		// position, which a rewrite would invalidate: it waits.
+		if s == hw.seg || s.next.Load() > o.UpTo || o.MinCompactionLag > 0 && s.maxTs.Load() > lagHorizon {
+			break
+		}
+		if !s.acquire() {
+			continue // removed by retention since the snapshot
+		}
+		cands = append(cands, s)
+	}
+	defer func() {
+		for _, s := range cands {
+			s.release()
+		}
+	}()
+	if len(cands) == 0 {
+		return st, nil
+	}
+
+	keys := make(map[keyHash]int64)
+	mapped := 0
+	for _, s := range cands {
+		full, err := l.mapSegment(s, keys, &o, &st)
+		if err != nil {
+			return st, err
+		}
+		if full {
+			break
+		}
+		mapped++
+	}
+	if mapped == 0 {
+		l.opts.Logger.Warn("commitlog: cleaner key map too small for one segment; not cleaning",
+			"dir", l.opts.Dir, "segment", cands[0].base, "max_keys", o.MaxKeys)
+		return st, nil
+	}
+
+	tombHorizon := o.Now.Add(-o.DeleteRetention).UnixMilli()
+	for _, s := range cands[:mapped] {
+		changed, err := l.cleanSegment(s, keys, tombHorizon, &o, &st)
+		if err != nil {
+			return st, err
+		}
+		st.Segments++
+		if changed {
+			st.Rewritten++
+		}
+	}
+	st.CleanedTo = cands[mapped-1].next.Load()
+	return st, nil
+}
+
+// eachBatch calls fn with every batch of the sealed segment s, in order.
+// The slice is reused between calls.
+func eachBatch(s *segment, fn func(h batch.Header, raw []byte) error) error {
+	end := s.size.Load()
+	hdr := make([]byte, batch.HeaderSize)
+	var buf []byte
+	for pos := int64(0); pos < end; {
+		h, err := readHeader(s.f, pos, hdr)
+		if err != nil {
+			return fmt.Errorf("%w: %s at %d: %w", ErrCorrupt, s.path(logSuffix), pos, err)
+		}
+		size := int64(h.Size())
+		if pos+size > end {
+			return fmt.Errorf("%w: %s: batch at %d runs past the data", ErrCorrupt, s.path(logSuffix), pos)
+		}
+		buf = slices.Grow(buf[:0], int(size))[:size]
+		if _, err := s.f.ReadAt(buf, pos); err != nil {
+			return fmt.Errorf("%w: read %s at %d: %w", ErrStorage, s.path(logSuffix), pos, err)
+		}
+		if err := fn(h, buf); err != nil {
+			return err
+		}
+		pos += size
+	}
+	return nil
+}
+
+// mapSegment adds the keys of s to keys (last offset wins). full reports
+// that the map reached o.MaxKeys inside s: s is then not cleaned (what it
+// added stays valid: those records are in the log, later than any they
+// supersede).
+func (l *Log) mapSegment(s *segment, keys map[keyHash]int64, o *CleanOptions, st *CleanStats) (full bool, err error) {
+	err = eachBatch(s, func(h batch.Header, raw []byte) error {
+		o.Throttle(len(raw))
+		st.BytesRead += int64(len(raw))
+		if h.Control() || h.Transactional() && o.Aborted != nil && o.Aborted(h) {
+			return nil
+		}
+		_, recs, err := batch.RecordsCompacted(raw, maxCleanBatchBytes)
+		if err != nil {
+			return fmt.Errorf("%w: %s: batch at offset %d: %w", ErrCorrupt, s.path(logSuffix), h.BaseOffset, err)
+		}
+		for _, r := range recs {
+			if r.Key == nil {
+				continue
+			}
+			k := hashKey(r.Key)
+			if _, ok := keys[k]; !ok && len(keys) >= o.MaxKeys {
+				full = true
+				return errStop
+			}
+			keys[k] = r.Offset(h)
+		}
+		return nil
+	})
+	if errors.Is(err, errStop) {
+		err = nil
+	}
+	return full, err
+}
+
+var errStop = errors.New("stop")
+
+// cleanSegment rewrites s without the records keys supersedes and swaps
+// it in; changed is false when nothing was removed (the file stays).
+func (l *Log) cleanSegment(s *segment, keys map[keyHash]int64, tombHorizon int64, o *CleanOptions, st *CleanStats) (changed bool, err error) {
+	fsys := l.opts.FS
+	tmpName := s.path(cleanTmpSuffix)
+	f, err := fsys.Create(tmpName)
+	if err != nil {
+		return false, fmt.Errorf("%w: create %s: %w", ErrStorage, tmpName, err)
+	}
+	defer func() {
+		if f != nil {
+			_ = f.Close()
+		}
+		if !changed || err != nil {
+			_ = fsys.Remove(tmpName)
+		}
+	}()
+	var (
+		pos     int64
+		out     []byte
+		removed int64
+		// gap is a run of emptied batches without a producer, written as
+		// one empty batch when the run ends.
+		gap    *batch.Header
+		gapEnd int64
+	)
+	write := func(b []byte) error {
+		if _, err := f.WriteAt(b, pos); err != nil {
+			return fmt.Errorf("%w: write %s: %w", ErrStorage, tmpName, err)
+		}
+		pos += int64(len(b))
+		o.Throttle(len(b))
+		st.BytesWritten += int64(len(b))
+		return nil
+	}
+	flushGap := func() error {
+		if gap == nil {
+			return nil
+		}
+		g := *gap
+		g.LastOffsetDelta = int32(gapEnd - g.BaseOffset)
+		gap = nil
+		b, err := batch.NewBuilder(batch.BuildOptions{BaseOffset: g.BaseOffset, PartitionLeaderEpoch: g.PartitionLeaderEpoch,
+			BaseTimestamp: g.MaxTimestamp, Thinned: &g}).Build()
+		if err != nil {
+			return err
+		}
+		return write(b)
+	}
+	err = eachBatch(s, func(h batch.Header, raw []byte) error {
+		keep, n, err := thin(h, raw, keys, tombHorizon, o, &out)
+		if err != nil {
+			return fmt.Errorf("%w: %s: batch at offset %d: %w", ErrCorrupt, s.path(logSuffix), h.BaseOffset, err)
+		}
+		removed += int64(n)
+		switch {
+		case keep == nil && gap != nil && gapEnd+1 == h.BaseOffset && h.LastOffset()-gap.BaseOffset < 1<<31-1:
+			gapEnd = h.LastOffset()
+			gap.MaxTimestamp = max(gap.MaxTimestamp, h.MaxTimestamp)
+			return nil
+		case keep == nil:
+			if err := flushGap(); err != nil {
+				return err
+			}
+			g := h
+			gap, gapEnd = &g, h.LastOffset()
+			return nil
+		}
+		if err := flushGap(); err != nil {
+			return err
+		}
+		return write(keep)
+	})
+	if err == nil {
+		err = flushGap()
+	}
+	if err != nil || removed == 0 {
+		return false, err
+	}
+	if err := f.Sync(); err != nil {
+		return false, fmt.Errorf("%w: fdatasync %s: %w", ErrStorage, tmpName, err)
+	}
+	if err := f.Close(); err != nil {
+		f = nil
+		return false, fmt.Errorf("%w: close %s: %w", ErrStorage, tmpName, err)
+	}
+	f = nil
+	st.RecordsRemoved += removed
+	return true, l.swapCleaned(s, tmpName)
+}
+
+// thin returns the batch without the records keys supersedes (raw itself
+// when nothing goes; a new batch in *out when some do; nil when the batch
+// goes entirely and has no producer to remember) and how many went.
+func thin(h batch.Header, raw []byte, keys map[keyHash]int64, tombHorizon int64, o *CleanOptions, out *[]byte) ([]byte, int, error) {
+	if h.Control() || h.NumRecords == 0 {
+		return raw, 0, nil
+	}
+	_, recs, err := batch.RecordsCompacted(raw, maxCleanBatchBytes)
+	if err != nil {
+		return nil, 0, err
+	}
+	aborted := h.Transactional() && o.Aborted != nil && o.Aborted(h)
+	kept := recs[:0:0]
+	for _, r := range recs {
+		switch {
+		case aborted:
+		case r.Key == nil:
+			kept = append(kept, r)
+		case keys[hashKey(r.Key)] != r.Offset(h):
+			// superseded by a later record of the key
+		case r.Value == nil && h.MaxTimestamp < tombHorizon:
+			// a tombstone past delete.retention.ms
+		default:
+			kept = append(kept, r)
+		}
+	}
+	n := len(recs) - len(kept)
+	if n == 0 {
+		return raw, 0, nil
+	}
+	if len(kept) == 0 && h.ProducerID < 0 {
+		return nil, n, nil
+	}
+	b := batch.NewBuilder(batch.BuildOptions{Codec: h.Codec(), BaseOffset: h.BaseOffset,
+		PartitionLeaderEpoch: h.PartitionLeaderEpoch, BaseTimestamp: h.BaseTimestamp, LogAppendTime: h.LogAppendTime(),
+		HasProducer: h.ProducerID >= 0, ProducerID: h.ProducerID, ProducerEpoch: h.ProducerEpoch, BaseSequence: h.BaseSequence,
+		Transactional: h.Transactional(), Thinned: &h})
+	for _, r := range kept {
+		if err := b.AppendWithDelta(r); err != nil {
+			return nil, 0, err
+		}
+	}
+	nb, err := b.AppendTo((*out)[:0])
+	if err != nil {
+		return nil, 0, err
+	}
+	*out = nb
+	return nb, n, nil
+}
+
+// swapCleaned puts the cleaned file tmpName in the place of s: index
+// files removed, the rename made durable, the segment reopened and its
+// indexes written, the segment list updated. A segment retention removed
+// meanwhile stays removed.
+func (l *Log) swapCleaned(s *segment, tmpName string) error {
+	fsys, dir := l.opts.FS, l.opts.Dir
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	segs := *l.segs.Load()
+	i := slices.Index(segs, s)
+	if l.closed || i < 0 || s == l.written.seg || s == l.visible.Load().seg {
+		_ = fsys.Remove(tmpName)
+		if l.closed {
+			return ErrClosed
+		}
+		return nil
+	}
+	for _, suf := range []string{indexSuffix, timeIndexSuffix} {
+		if err := fsys.Remove(s.path(suf)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("%w: remove %s: %w", ErrStorage, s.path(suf), err)
+		}
+	}
+	if err := fsys.SyncDir(dir); err != nil {
+		return fmt.Errorf("%w: sync dir %s: %w", ErrStorage, dir, err)
+	}
+	if err := fsys.Rename(tmpName, s.path(logSuffix)); err != nil {
+		return fmt.Errorf("%w: rename %s: %w", ErrStorage, tmpName, err)
+	}
+	if err := fsys.SyncDir(dir); err != nil {
+		return fmt.Errorf("%w: sync dir %s: %w", ErrStorage, dir, err)
+	}
+	ns, err := l.openSegment(s.base)
+	if err != nil {
+		return err
+	}
+	size, err := ns.f.Size()
+	if err != nil {
+		_ = ns.f.Close()
+		return fmt.Errorf("%w: size of %s: %w", ErrStorage, ns.path(logSuffix), err)
+	}
+	if res := ns.scan(size, l.opts.IndexIntervalBytes); res.validSize != size || ns.next.Load() != s.next.Load() {
+		_ = ns.f.Close()
+		return fmt.Errorf("%w: cleaned segment %s does not read back (next %d, want %d): %v",
+			ErrCorrupt, ns.path(logSuffix), ns.next.Load(), s.next.Load(), res.err)
+	}
+	if err := ns.writeIndexes(); err != nil {
+		l.opts.Logger.Warn("commitlog: writing the indexes of a cleaned segment", "segment", ns.path(logSuffix), "err", err)
+	}
+	next := slices.Clone(segs)
+	next[i] = ns
+	l.segs.Store(&next)
+	s.release() // the log's reference; readers keep the old file open until they finish
+	return nil
+}
