@@ -45,6 +45,15 @@ type Options struct {
 	MaxMessageBytes int32 // default 1048588
 	// RetentionCheckInterval is how often retention runs (default 5 min).
 	RetentionCheckInterval time.Duration
+	// CleanerBackoff is how often the cleaner looks for partitions to
+	// compact (log.cleaner.backoff.ms; default DefaultCleanerBackoff).
+	CleanerBackoff time.Duration
+	// CleanerDedupeBufferSize bounds the cleaner's key map, at 24 bytes a
+	// key (log.cleaner.dedupe.buffer.size; default 128 MiB).
+	CleanerDedupeBufferSize int64
+	// CleanerIOBytesPerSecond caps the cleaner's reads and writes
+	// (log.cleaner.io.max.bytes.per.second); 0 is unlimited.
+	CleanerIOBytesPerSecond float64
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// Logger; default slog.Default().
@@ -78,6 +87,12 @@ func (o *Options) fill() error {
 	}
 	if o.MaxMessageBytes == 0 {
 		o.MaxMessageBytes = 1048588
+	}
+	if o.CleanerBackoff <= 0 {
+		o.CleanerBackoff = DefaultCleanerBackoff
+	}
+	if o.CleanerDedupeBufferSize <= 0 {
+		o.CleanerDedupeBufferSize = DefaultCleanerDedupeBufferSize
 	}
 	if o.RetentionCheckInterval <= 0 {
 		o.RetentionCheckInterval = 5 * time.Minute
@@ -115,6 +130,11 @@ type Broker struct {
 
 	stop chan struct{}
 	done chan struct{}
+
+	// The cleaner (cleaner.go).
+	cleaner     *cleanerMetrics
+	throttle    *ioThrottle
+	cleanerDone chan struct{}
 }
 
 // Topic is a named set of partitions with configs.
@@ -198,13 +218,16 @@ func Open(opts Options) (*Broker, error) {
 	}
 	b := &Broker{opts: opts, topics: map[string]*Topic{}, lock: lock, dataDirs: dataDirForms(opts.Dir),
 		stop: make(chan struct{}), done: make(chan struct{}),
-		traffic: newTrafficMetrics(opts.Metrics), internal: map[string]*InternalLog{}}
+		traffic: newTrafficMetrics(opts.Metrics), internal: map[string]*InternalLog{},
+		cleaner: newCleanerMetrics(opts.Metrics), cleanerDone: make(chan struct{})}
+	b.throttle = &ioThrottle{rate: opts.CleanerIOBytesPerSecond, stop: b.stop}
 	if err := b.open(); err != nil {
 		_ = b.closeTopics()
 		_ = b.unlock()
 		return nil, err
 	}
 	go b.retentionLoop()
+	go b.cleanerLoop()
 	return b, nil
 }
 
@@ -367,6 +390,7 @@ func (b *Broker) Close() error {
 	b.mu.Unlock()
 	close(b.stop)
 	<-b.done
+	<-b.cleanerDone
 	err := b.closeTopics()
 	return errors.Join(err, b.unlock())
 }

@@ -4,11 +4,10 @@ import "math"
 
 // Reasons a config has no effect on Weir, shared by several entries.
 const (
-	noCompaction = "log compaction is not performed yet"
-	noTiering    = "tiered storage is not built yet (issue 16); every segment stays local and retention.* applies"
-	noFlush      = "fsync follows the broker's durability setting (acks=all waits for it), not a per-topic schedule"
-	noLevels     = "each codec compresses at its library's default level"
-	singleNode   = "a single node has no replication"
+	noTiering  = "tiered storage is not built yet (issue 16); every segment stays local and retention.* applies"
+	noFlush    = "fsync follows the broker's durability setting (acks=all waits for it), not a per-topic schedule"
+	noLevels   = "each codec compresses at its library's default level"
+	singleNode = "a single node has no replication"
 )
 
 // maxLong is Kafka's Long.MAX_VALUE default ("never", "unlimited").
@@ -23,7 +22,7 @@ const maxLong = "9223372036854775807"
 // Weir takes 3.9's rules, which accept what clients of both send.
 var configDefs = []configDef{
 	{name: "cleanup.policy", typ: TypeList, synonym: "log.cleanup.policy",
-		doc:   "delete and/or compact old segments (compaction is not performed yet: compact keeps every record and turns time/size retention off)",
+		doc:   "delete old segments by time/size, and/or compact them (keep each key's last record)",
 		check: listOf("delete", "compact"), def: fixed("delete")},
 	{name: "compression.gzip.level", typ: TypeInt, synonym: "compression.gzip.level",
 		doc:   "gzip level when compression.type is gzip: 1 to 9, or -1 for the codec's default",
@@ -45,7 +44,7 @@ var configDefs = []configDef{
 		check: oneOfFold("false", "true"), def: fixed("false")},
 	{name: "delete.retention.ms", typ: TypeLong, synonym: "log.cleaner.delete.retention.ms",
 		doc:   "how long compaction keeps tombstones (and transaction markers) readable",
-		check: atLeast(0), def: fixed("86400000"), unused: noCompaction},
+		check: atLeast(0), def: fixed("86400000")},
 	{name: "file.delete.delay.ms", typ: TypeLong, synonym: "log.segment.delete.delay.ms",
 		doc:   "wait before removing the files of a deleted segment",
 		check: atLeast(0), def: fixed("60000"), unused: "a segment's files go as soon as its last reader lets go"},
@@ -72,7 +71,7 @@ var configDefs = []configDef{
 		check: atLeast(-2), def: fixed("-2"), unused: noTiering},
 	{name: "max.compaction.lag.ms", typ: TypeLong, synonym: "log.cleaner.max.compaction.lag.ms",
 		doc:   "longest a record may stay uncompacted",
-		check: atLeast(1), def: fixed(maxLong), unused: noCompaction},
+		check: atLeast(1), def: fixed(maxLong)},
 	{name: "max.message.bytes", typ: TypeInt, synonym: "message.max.bytes",
 		doc:   "largest record batch accepted",
 		check: intAtLeast(0), def: func(o *Options) string { return i64(int64(o.MaxMessageBytes)) }},
@@ -96,10 +95,10 @@ var configDefs = []configDef{
 		check: oneOf("CreateTime", "LogAppendTime"), def: fixed("CreateTime")},
 	{name: "min.cleanable.dirty.ratio", typ: TypeDouble, synonym: "log.cleaner.min.cleanable.ratio",
 		doc:   "share of uncompacted log that triggers compaction",
-		check: ratio(0, 1), def: fixed("0.5"), unused: noCompaction},
+		check: ratio(0, 1), def: fixed("0.5")},
 	{name: "min.compaction.lag.ms", typ: TypeLong, synonym: "log.cleaner.min.compaction.lag.ms",
 		doc:   "shortest time a record stays uncompacted",
-		check: atLeast(0), def: fixed("0"), unused: noCompaction},
+		check: atLeast(0), def: fixed("0")},
 	{name: "min.insync.replicas", typ: TypeInt, synonym: "min.insync.replicas",
 		doc:   "single node: any value >= 1 is accepted and met by the one replica",
 		check: intAtLeast(1), def: fixed("1")},

@@ -162,8 +162,10 @@ func (b *Broker) gate(w Write, from origin) (Produced, error) {
 	}
 	var check func([]byte) error
 	if owner == nil {
-		if key, value := t.SchemaValidation(); key != SchemaValidationOff || value != SchemaValidationOff {
-			check = func(records []byte) error { return b.validateRecords(t, w.Partition, key, value, records) }
+		key, value := t.SchemaValidation()
+		compacted := strings.Contains(b.effective(t.Configs(), "cleanup.policy"), "compact")
+		if key != SchemaValidationOff || value != SchemaValidationOff || compacted {
+			check = func(records []byte) error { return b.validateRecords(t, w.Partition, key, value, compacted, records) }
 		}
 	}
 	if dry {
@@ -265,12 +267,15 @@ func (e *RecordErrors) add(index int32, msg string) {
 // records of one write (TopicNameStrategy: subjects "<topic>-key" and
 // "<topic>-value"). Null keys and values (tombstones) carry no schema and
 // pass. The batches have passed the record checks.
-func (b *Broker) validateRecords(t *Topic, partition int32, keyMode, valueMode string, records []byte) error {
-	vp := b.hooks.validator.Load()
-	if vp == nil {
-		return fmt.Errorf("%w: topic %s validates records against the schema registry, which is not running on this node", ErrInvalidRecord, t.Name)
+func (b *Broker) validateRecords(t *Topic, partition int32, keyMode, valueMode string, compacted bool, records []byte) error {
+	var v RecordValidator
+	if keyMode != SchemaValidationOff || valueMode != SchemaValidationOff {
+		vp := b.hooks.validator.Load()
+		if vp == nil {
+			return fmt.Errorf("%w: topic %s validates records against the schema registry, which is not running on this node", ErrInvalidRecord, t.Name)
+		}
+		v = *vp
 	}
-	v := *vp
 	rejected := &RecordErrors{Topic: t.Name, Partition: partition}
 	var index int32
 	for rest := records; len(rest) > 0; {
@@ -284,6 +289,10 @@ func (b *Broker) validateRecords(t *Topic, partition int32, keyMode, valueMode s
 			return recordsError(err)
 		}
 		for _, rec := range recs {
+			if compacted && rec.Key == nil {
+				// As Kafka: compaction keeps records by key.
+				rejected.add(index, "compacted topic cannot accept a record without a key")
+			}
 			if keyMode != SchemaValidationOff && rec.Key != nil {
 				if err := v.CheckRecord(t.Name+"-key", rec.Key, keyMode == SchemaValidationFull); err != nil {
 					rejected.add(index, "key "+err.Error())

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"sync/atomic"
 
 	"github.com/weirhq/weir/internal/batch"
 	"github.com/weirhq/weir/internal/commitlog"
@@ -22,6 +23,11 @@ type Partition struct {
 	mu        sync.Mutex // serialises sequence checks with appends
 	producers map[int64]*producerState
 	txns      txnIndex // open and aborted transactions (txn_log.go)
+
+	// cleanedTo is where the last compaction stopped: the dirty part of
+	// the log starts there (cleaner.go). In memory: after a restart the
+	// whole log counts as dirty once.
+	cleanedTo atomic.Int64
 }
 
 // Topic returns the partition's topic name.

@@ -353,7 +353,7 @@ func (p *Partition) loadMarker(h batch.Header) error {
 	if err != nil {
 		return err
 	}
-	_, recs, err := batch.Records(one, maxInternalRecordBytes)
+	_, recs, err := batch.RecordsCompacted(one, maxInternalRecordBytes)
 	if err != nil {
 		return err
 	}

@@ -431,3 +431,31 @@ func (l *Log) swapCleaned(s *segment, tmpName string) error {
 	s.release() // the log's reference; readers keep the old file open until they finish
 	return nil
 }
+
+// Dirt describes a log for the cleaner's choice (Kafka's dirty ratio):
+// the sealed segments below cleanedTo hold Clean bytes, the sealed ones
+// from it Dirty bytes (the active segment counts in neither), and the
+// first dirty segment's newest batch has timestamp FirstDirtyMaxTs (-1
+// when nothing is dirty).
+type Dirt struct {
+	Clean, Dirty    int64
+	FirstDirtyMaxTs int64
+}
+
+// Dirt measures the log against cleanedTo, the CleanedTo of the last
+// Clean (0 before any).
+func (l *Log) Dirt(cleanedTo int64) Dirt {
+	segs := *l.segs.Load()
+	d := Dirt{FirstDirtyMaxTs: -1}
+	for _, s := range segs[:len(segs)-1] {
+		if s.next.Load() <= cleanedTo {
+			d.Clean += s.size.Load()
+			continue
+		}
+		if d.Dirty == 0 {
+			d.FirstDirtyMaxTs = s.maxTs.Load()
+		}
+		d.Dirty += s.size.Load()
+	}
+	return d
+}

@@ -72,7 +72,7 @@ func (l *Log) timeInSegment(seg *segment, hw *mark, ts, start int64) (int64, int
 			if _, err := seg.f.ReadAt(buf, pos); err != nil {
 				return 0, 0, false, fmt.Errorf("%w: read %s at %d: %w", ErrStorage, seg.path(logSuffix), pos, err)
 			}
-			hh, recs, err := batch.Records(buf, maxQueryDecompressed)
+			hh, recs, err := batch.RecordsCompacted(buf, maxQueryDecompressed)
 			if err != nil {
 				return 0, 0, false, fmt.Errorf("%w: %s at %d: %w", ErrCorrupt, seg.path(logSuffix), pos, err)
 			}

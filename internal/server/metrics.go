@@ -233,7 +233,7 @@ func lagSeconds(p *broker.Partition, committed, hw int64, now time.Time) (float6
 	if err != nil {
 		return 0, false
 	}
-	h, recs, err := batch.Records(one, 64<<20)
+	h, recs, err := batch.RecordsCompacted(one, 64<<20)
 	if err != nil {
 		return 0, false
 	}
