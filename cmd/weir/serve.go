@@ -47,6 +47,8 @@ defaults, the YAML file named by --config, WEIR_* environment variables
 	f.Int64("retention-ms", d.RetentionMs, "default retention.ms (-1 keeps forever)")
 	f.Int64("retention-bytes", d.RetentionBytes, "default retention.bytes (-1 unlimited)")
 	f.Int32("max-message-bytes", d.MaxMessageBytes, "default max.message.bytes")
+	f.Duration("log-retention-check-interval", d.LogRetentionCheckInterval, "how often segments past segment.ms are rolled and those past retention deleted (log.retention.check.interval.ms)")
+	f.Duration("log-cleaner-backoff", d.LogCleanerBackoff, "how often the cleaner looks for work (log.cleaner.backoff.ms)")
 	f.Duration("group-initial-rebalance-delay", d.GroupInitialRebalanceDelay, "how long an empty group's first rebalance waits for more members")
 	f.Duration("group-min-session-timeout", d.GroupMinSessionTimeout, "smallest consumer session timeout accepted")
 	f.Duration("group-max-session-timeout", d.GroupMaxSessionTimeout, "largest consumer session timeout accepted")

@@ -22,10 +22,10 @@ func TestLoadConfigLayers(t *testing.T) {
 	}
 	cmd := newServeCmd()
 	f := cmd.Flags()
-	if err := f.Parse([]string{"--config", file, "--kafka-addr", "127.0.0.1:3333"}); err != nil {
+	if err := f.Parse([]string{"--config", file, "--kafka-addr", "127.0.0.1:3333", "--log-retention-check-interval", "250ms"}); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := loadConfig(f, []string{"WEIR_KAFKA_ADDR=127.0.0.1:2222", "WEIR_DEFAULT_PARTITIONS=4", "PATH=/bin"})
+	cfg, err := loadConfig(f, []string{"WEIR_KAFKA_ADDR=127.0.0.1:2222", "WEIR_DEFAULT_PARTITIONS=4", "WEIR_LOG_CLEANER_BACKOFF=1m", "PATH=/bin"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,6 +35,8 @@ func TestLoadConfigLayers(t *testing.T) {
 	want.DefaultPartitions = 4               // env
 	want.Durability = config.DurabilityNever // file
 	want.SyncInterval = 2 * time.Second
+	want.LogRetentionCheckInterval = 250 * time.Millisecond // flag
+	want.LogCleanerBackoff = time.Minute                    // env
 	if cfg != want {
 		t.Fatalf("config\n got %+v\nwant %+v", cfg, want)
 	}
@@ -50,6 +52,8 @@ func TestLoadConfigErrors(t *testing.T) {
 		{nil, []string{"WEIR_NO_SUCH=1"}, `unknown setting "no-such"`},
 		{[]string{"--config", "/does/not/exist.yaml"}, nil, "config file"},
 		{nil, []string{"WEIR_DEFAULT_PARTITIONS=many"}, "default-partitions"},
+		{[]string{"--log-retention-check-interval", "0s"}, nil, "log-retention-check-interval"},
+		{nil, []string{"WEIR_LOG_CLEANER_BACKOFF=-1s"}, "log-cleaner-backoff"},
 	} {
 		cmd := newServeCmd()
 		if err := cmd.Flags().Parse(tc.args); err != nil {

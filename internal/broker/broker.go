@@ -43,7 +43,10 @@ type Options struct {
 	RetentionMs     int64 // default 7 days; -1 forever
 	RetentionBytes  int64 // default -1
 	MaxMessageBytes int32 // default 1048588
-	// RetentionCheckInterval is how often retention runs (default 5 min).
+	// RetentionCheckInterval is how often retention runs (default 5 s;
+	// Kafka's log.retention.check.interval.ms defaults to 5 min): every
+	// partition whose active segment is past segment.ms is rolled, then
+	// segments past retention.ms or retention.bytes are deleted.
 	RetentionCheckInterval time.Duration
 	// CleanerBackoff is how often the cleaner looks for partitions to
 	// compact (log.cleaner.backoff.ms; default DefaultCleanerBackoff).
@@ -95,7 +98,7 @@ func (o *Options) fill() error {
 		o.CleanerDedupeBufferSize = DefaultCleanerDedupeBufferSize
 	}
 	if o.RetentionCheckInterval <= 0 {
-		o.RetentionCheckInterval = 5 * time.Minute
+		o.RetentionCheckInterval = 5 * time.Second
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -423,13 +426,27 @@ func (b *Broker) retentionLoop() {
 	}
 }
 
-// EnforceRetention runs retention on every partition now.
+// EnforceRetention runs one retention check on every partition now. Each
+// partition whose active segment holds records first appended at least
+// segment.ms ago is rolled, whatever its cleanup.policy, so that the
+// records become a sealed segment retention (and the cleaner) can act on:
+// Kafka rolls only when the next append arrives, which leaves an idle
+// partition's records in place for good. Then, where cleanup.policy
+// contains delete, segments past retention.ms or retention.bytes are
+// deleted.
 func (b *Broker) EnforceRetention() {
 	for _, t := range b.Topics() {
-		if !strings.Contains(b.effective(t.Configs(), "cleanup.policy"), "delete") {
-			continue
-		}
+		del := strings.Contains(b.effective(t.Configs(), "cleanup.policy"), "delete")
 		for _, p := range t.Partitions() {
+			if _, err := p.log.RollIfDue(); err != nil {
+				if !errors.Is(err, commitlog.ErrClosed) {
+					b.opts.Logger.Warn("broker: segment.ms roll", "topic", t.Name, "partition", p.index, "err", err)
+				}
+				continue
+			}
+			if !del {
+				continue
+			}
 			if n, err := p.log.EnforceRetention(); err != nil && !errors.Is(err, commitlog.ErrClosed) {
 				b.opts.Logger.Warn("broker: retention", "topic", t.Name, "partition", p.index, "err", err)
 			} else if n > 0 {

@@ -207,6 +207,10 @@ func (b *Broker) StaticConfigs() []ConfigEntry {
 		static("num.partitions", strconv.Itoa(int(b.opts.DefaultPartitions)), "partitions of topics created without a count", TypeInt, true),
 		static("auto.create.topics.enable", strconv.FormatBool(b.opts.AutoCreateTopics), "create unknown topics when clients ask for them", TypeBoolean, true),
 		static("default.replication.factor", "1", "a single node holds one replica of every partition", TypeInt, true),
+		static("log.retention.check.interval.ms", strconv.FormatInt(b.opts.RetentionCheckInterval.Milliseconds(), 10),
+			"how often segments past segment.ms are rolled and those past retention deleted", TypeLong, true),
+		static("log.cleaner.backoff.ms", strconv.FormatInt(b.opts.CleanerBackoff.Milliseconds(), 10),
+			"how often the cleaner looks for work", TypeLong, true),
 	}
 	for i := range configDefs {
 		if d := &configDefs[i]; d.synonym != "" {

@@ -273,6 +273,7 @@ func TestDescribedConfigs(t *testing.T) {
 	for name, value := range map[string]string{
 		"log.cleaner.min.cleanable.ratio": "0.5", "log.flush.interval.ms": "9223372036854775807",
 		"log.message.format.version": "3.0-IV1", "log.local.retention.ms": "-2", "log.retention.bytes": "-1",
+		"log.retention.check.interval.ms": "5000", "log.cleaner.backoff.ms": "5000",
 	} {
 		if e, ok := static[name]; !ok || e.Value != value || e.Source != SourceStaticBroker || !e.ReadOnly {
 			t.Errorf("broker config %s = %+v (present %v), want %q", name, e, ok, value)

@@ -61,6 +61,13 @@
 // truncates the active segment at the first invalid batch; damage in a
 // sealed segment is reported as ErrCorrupt, never truncated away.
 //
+// An append rolls when the active segment would pass segment.bytes or is
+// segment.ms old. RollIfDue makes the segment.ms roll without an append,
+// so the owner's periodic retention check can seal an idle partition's
+// records; EnforceRetention then deletes sealed segments past retention.ms
+// or retention.bytes, and the active segment itself (rolled first) once
+// it and everything before it are past retention.ms, as Kafka does.
+//
 // The active segment reserves disk space ahead of its appends where the
 // filesystem can (vfs.Preallocate: fallocate with KEEP_SIZE), 1 to 16 MiB
 // at a time. The reservation lies past the file's size, so the format is

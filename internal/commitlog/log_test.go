@@ -549,20 +549,22 @@ func TestRetentionMs(t *testing.T) {
 		if got := bases(l); !slices.Equal(got, []int64{6, 9}) || l.LogStartOffset() != 6 {
 			t.Fatalf("segments %v start %d, want [6 9] 6", got, l.LogStartOffset())
 		}
-		// Segment 9 is long expired but active; -1 keeps forever.
+		// Segment 9 is long expired; -1 keeps forever.
 		must(t, l.SetLimits(Limits{RetentionMs: -1}))
 		c.set(1 << 40)
 		if n, err := l.EnforceRetention(); n != 0 || err != nil {
 			t.Fatalf("EnforceRetention with retention.ms=-1 = %d, %v", n, err)
 		}
+		// Expired with every segment before it, the active segment goes
+		// too, as in Kafka: rolled, then deleted (retention_test.go).
 		must(t, l.SetLimits(Limits{RetentionMs: 1000}))
-		if n, err := l.EnforceRetention(); n != 1 || err != nil {
-			t.Fatalf("EnforceRetention = %d, %v; want 1", n, err)
+		if n, err := l.EnforceRetention(); n != 2 || err != nil {
+			t.Fatalf("EnforceRetention = %d, %v; want 2", n, err)
 		}
-		if got := bases(l); !slices.Equal(got, []int64{9}) || l.LogStartOffset() != 9 {
-			t.Fatalf("segments %v start %d, want [9] 9", got, l.LogStartOffset())
+		if got := bases(l); !slices.Equal(got, []int64{10}) || l.LogStartOffset() != 10 {
+			t.Fatalf("segments %v start %d, want [10] 10", got, l.LogStartOffset())
 		}
-		if got, want := listDir(t, e.fs, e.dir), segFiles(9); !slices.Equal(got, want) {
+		if got, want := listDir(t, e.fs, e.dir), segFiles(10); !slices.Equal(got, want) {
 			t.Fatalf("files %v, want %v", got, want)
 		}
 	})

@@ -1,14 +1,46 @@
 package commitlog
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 )
 
-// EnforceRetention deletes the oldest sealed segments that retention.ms
-// or retention.bytes expire, and returns how many it removed. The active
-// segment is never deleted. Readers still holding a removed segment finish
-// their reads; its files go when the last one lets go.
+// RollIfDue seals the active segment, as an append would, when it holds
+// records and its first append was at least segment.ms (Options.SegmentMs,
+// as SetLimits last changed it) before Options.Now; it reports whether it
+// rolled. The roll is the append path's: under the append lock, the sealed
+// segment fsynced with its indexes written and the directory synced, so
+// every record it holds is durable and visible when it returns. Appends
+// roll only when the next one arrives; calling this periodically makes an
+// idle partition's records a sealed segment that retention and the
+// cleaner can act on. A failed log returns its error and rolls nothing.
+func (l *Log) RollIfDue() (bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return false, ErrClosed
+	}
+	if err := l.Err(); err != nil {
+		return false, err
+	}
+	if l.active.size.Load() == 0 || l.opts.Now().UnixMilli()-l.active.firstAppendMs < l.opts.SegmentMs {
+		return false, nil
+	}
+	if err := l.roll(); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// EnforceRetention deletes the oldest segments that retention.ms or
+// retention.bytes expire, and returns how many it removed. Sealed
+// segments go by either limit. The active segment goes only as Kafka's
+// does: when every segment before it has gone and its newest record is
+// past retention.ms, it is rolled (synced, as at any roll) and deleted,
+// leaving an empty active segment at the log end; retention.bytes never
+// removes it. Readers still holding a removed segment finish their reads;
+// its files go when the last one lets go.
 func (l *Log) EnforceRetention() (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -21,14 +53,26 @@ func (l *Log) EnforceRetention() (int, error) {
 		total += s.size.Load()
 	}
 	nowMs := l.opts.Now().UnixMilli()
+	expired := func(s *segment) bool {
+		return l.opts.RetentionMs >= 0 && s.maxTs.Load() >= 0 && s.maxTs.Load() < nowMs-l.opts.RetentionMs
+	}
 	n := 0
 	for _, s := range segs[:len(segs)-1] {
-		byTime := l.opts.RetentionMs >= 0 && s.maxTs.Load() >= 0 && s.maxTs.Load() < nowMs-l.opts.RetentionMs
 		byBytes := l.opts.RetentionBytes > 0 && total-s.size.Load() >= l.opts.RetentionBytes
-		if !byTime && !byBytes {
+		if !expired(s) && !byBytes {
 			break
 		}
 		total -= s.size.Load()
+		n++
+	}
+	if n == len(segs)-1 && l.active.size.Load() > 0 && expired(l.active) && l.Err() == nil {
+		if err := l.roll(); err != nil {
+			if n == 0 {
+				return 0, err
+			}
+			return n, errors.Join(err, l.dropSegments(n, segs[n].base))
+		}
+		segs = *l.segs.Load()
 		n++
 	}
 	if n == 0 {

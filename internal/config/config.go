@@ -62,6 +62,14 @@ type Config struct {
 	RetentionBytes int64 `koanf:"retention-bytes"`
 	// MaxMessageBytes is the default max.message.bytes.
 	MaxMessageBytes int32 `koanf:"max-message-bytes"`
+	// LogRetentionCheckInterval is how often retention runs: segments
+	// past segment.ms are rolled and those past retention.ms or
+	// retention.bytes deleted (log.retention.check.interval.ms; Kafka's
+	// default is 5 minutes, Weir's 5 seconds so retention is prompt).
+	LogRetentionCheckInterval time.Duration `koanf:"log-retention-check-interval"`
+	// LogCleanerBackoff is how often the cleaner looks for work
+	// (log.cleaner.backoff.ms; Kafka's default is 15 seconds).
+	LogCleanerBackoff time.Duration `koanf:"log-cleaner-backoff"`
 	// GroupInitialRebalanceDelay holds an empty group's first rebalance
 	// open for more members (group.initial.rebalance.delay.ms).
 	GroupInitialRebalanceDelay time.Duration `koanf:"group-initial-rebalance-delay"`
@@ -103,6 +111,8 @@ func Defaults() Config {
 		RetentionMs:                7 * 24 * 3600 * 1000,
 		RetentionBytes:             -1,
 		MaxMessageBytes:            1048588,
+		LogRetentionCheckInterval:  5 * time.Second,
+		LogCleanerBackoff:          5 * time.Second,
 		GroupInitialRebalanceDelay: 3 * time.Second,
 		GroupMinSessionTimeout:     6 * time.Second,
 		GroupMaxSessionTimeout:     30 * time.Minute,
@@ -153,6 +163,12 @@ func (c Config) Validate() error {
 	}
 	if c.MaxMessageBytes < 0 {
 		errs = append(errs, fmt.Errorf("max-message-bytes %d: must not be negative", c.MaxMessageBytes))
+	}
+	if c.LogRetentionCheckInterval <= 0 {
+		errs = append(errs, fmt.Errorf("log-retention-check-interval %v: must be positive", c.LogRetentionCheckInterval))
+	}
+	if c.LogCleanerBackoff <= 0 {
+		errs = append(errs, fmt.Errorf("log-cleaner-backoff %v: must be positive", c.LogCleanerBackoff))
 	}
 	if c.GroupInitialRebalanceDelay < 0 {
 		errs = append(errs, fmt.Errorf("group-initial-rebalance-delay %v: must not be negative", c.GroupInitialRebalanceDelay))

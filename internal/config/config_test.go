@@ -3,6 +3,7 @@ package config
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestDefaultsValid(t *testing.T) {
@@ -23,6 +24,8 @@ func TestValidateRejects(t *testing.T) {
 		{"zero interval", func(c *Config) { c.Durability = DurabilityInterval; c.SyncInterval = 0 }, "sync-interval"},
 		{"partitions", func(c *Config) { c.DefaultPartitions = 0 }, "default-partitions"},
 		{"segment", func(c *Config) { c.SegmentBytes = 1 << 40 }, "segment-bytes"},
+		{"retention check", func(c *Config) { c.LogRetentionCheckInterval = 0 }, "log-retention-check-interval"},
+		{"cleaner backoff", func(c *Config) { c.LogCleanerBackoff = -time.Second }, "log-cleaner-backoff"},
 		{"level", func(c *Config) { c.LogLevel = "loud" }, "log-level"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

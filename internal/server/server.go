@@ -102,19 +102,21 @@ func (s *Server) stages(cfg config.Config, opts Options) []stage {
 				return err
 			}
 			b, err := broker.Open(broker.Options{
-				FS:                opts.FS,
-				Dir:               cfg.DataDir,
-				AutoCreateTopics:  cfg.AutoCreateTopics,
-				DefaultPartitions: cfg.DefaultPartitions,
-				Durability:        dur,
-				SyncInterval:      cfg.SyncInterval,
-				SegmentBytes:      cfg.SegmentBytes,
-				RetentionMs:       cfg.RetentionMs,
-				RetentionBytes:    cfg.RetentionBytes,
-				MaxMessageBytes:   cfg.MaxMessageBytes,
-				Logger:            opts.Logger,
-				LogMetrics:        newLogMetrics(opts.Metrics),
-				Metrics:           opts.Metrics,
+				FS:                     opts.FS,
+				Dir:                    cfg.DataDir,
+				AutoCreateTopics:       cfg.AutoCreateTopics,
+				DefaultPartitions:      cfg.DefaultPartitions,
+				Durability:             dur,
+				SyncInterval:           cfg.SyncInterval,
+				SegmentBytes:           cfg.SegmentBytes,
+				RetentionMs:            cfg.RetentionMs,
+				RetentionBytes:         cfg.RetentionBytes,
+				MaxMessageBytes:        cfg.MaxMessageBytes,
+				RetentionCheckInterval: cfg.LogRetentionCheckInterval,
+				CleanerBackoff:         cfg.LogCleanerBackoff,
+				Logger:                 opts.Logger,
+				LogMetrics:             newLogMetrics(opts.Metrics),
+				Metrics:                opts.Metrics,
 			})
 			if errors.Is(err, broker.ErrDirLocked) {
 				return err // one line that already names the directory and its holder
