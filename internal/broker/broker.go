@@ -57,6 +57,9 @@ type Options struct {
 	// CleanerIOBytesPerSecond caps the cleaner's reads and writes
 	// (log.cleaner.io.max.bytes.per.second); 0 is unlimited.
 	CleanerIOBytesPerSecond float64
+	// InternalSegmentBytes is the segment.bytes of the internal topics
+	// (offsets.topic.segment.bytes; default 100 MiB).
+	InternalSegmentBytes int64
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// Logger; default slog.Default().
@@ -93,6 +96,9 @@ func (o *Options) fill() error {
 	}
 	if o.CleanerBackoff <= 0 {
 		o.CleanerBackoff = DefaultCleanerBackoff
+	}
+	if o.InternalSegmentBytes <= 0 {
+		o.InternalSegmentBytes = DefaultInternalSegmentBytes
 	}
 	if o.CleanerDedupeBufferSize <= 0 {
 		o.CleanerDedupeBufferSize = DefaultCleanerDedupeBufferSize

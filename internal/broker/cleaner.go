@@ -34,6 +34,8 @@ const (
 	// the key map holds one key per 24 bytes of it.
 	DefaultCleanerDedupeBufferSize = 128 << 20
 	cleanerBytesPerKey             = 24
+	// DefaultInternalSegmentBytes is the internal topics' segment.bytes.
+	DefaultInternalSegmentBytes = 100 << 20
 )
 
 type cleanerMetrics struct {

@@ -215,8 +215,8 @@ func TestInternalLogRepairsConfigs(t *testing.T) {
 		t.Fatal(err)
 	}
 	tp, _ := b.Topic(SchemasTopic)
-	if got := tp.Configs(); !maps.Equal(got, internalConfigs) {
-		t.Fatalf("configs after repair %v, want %v", got, internalConfigs)
+	if got, want := tp.Configs(), b.internalConfigs(); !maps.Equal(got, want) {
+		t.Fatalf("configs after repair %v, want %v", got, want)
 	}
 	_, err := b.OpenInternalLog(SubscriptionsTopic)
 	if err == nil || !strings.Contains(err.Error(), "has 3 partitions") {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strconv"
 
 	"github.com/weirhq/weir/internal/batch"
 )
@@ -27,11 +28,17 @@ type InternalLog struct {
 	p *Partition
 }
 
-// internalConfigs are the fixed configs of every internal topic.
-var internalConfigs = map[string]string{
-	"cleanup.policy":  "compact",
-	"retention.ms":    "-1",
-	"retention.bytes": "-1",
+// internalConfigs are the fixed configs of every internal topic: compacted,
+// never deleted by time or size, in segments of Options.InternalSegmentBytes
+// (Kafka's offsets.topic.segment.bytes), so the cleaner has sealed
+// segments to compact.
+func (b *Broker) internalConfigs() map[string]string {
+	return map[string]string{
+		"cleanup.policy":  "compact",
+		"retention.ms":    "-1",
+		"retention.bytes": "-1",
+		"segment.bytes":   strconv.FormatInt(b.opts.InternalSegmentBytes, 10),
+	}
 }
 
 // maxInternalRecordBytes bounds the decompressed records of one batch read
@@ -61,7 +68,7 @@ func (b *Broker) OpenInternalLog(name string) (*InternalLog, error) {
 	b.mu.Unlock()
 	if t == nil {
 		var err error
-		t, err = b.createTopic(name, 1, maps.Clone(internalConfigs), false)
+		t, err = b.createTopic(name, 1, b.internalConfigs(), false)
 		if errors.Is(err, ErrTopicExists) {
 			t, err = b.Topic(name)
 		}
@@ -78,10 +85,10 @@ func (b *Broker) OpenInternalLog(name string) (*InternalLog, error) {
 	if l := b.internal[name]; l != nil {
 		return l, nil
 	}
-	if cur := t.Configs(); !maps.Equal(cur, internalConfigs) {
-		b.opts.Logger.Warn("broker: repairing the configs of an internal topic", "topic", name, "was", cur, "now", internalConfigs)
+	if want := b.internalConfigs(); !maps.Equal(t.Configs(), want) {
+		b.opts.Logger.Warn("broker: repairing the configs of an internal topic", "topic", name, "was", t.Configs(), "now", want)
 		if err := b.setTopicConfigs(t, false, func(map[string]string) (map[string]string, error) {
-			return maps.Clone(internalConfigs), nil
+			return want, nil
 		}); err != nil {
 			return nil, fmt.Errorf("broker: repair internal topic %s: %w", name, err)
 		}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/weirhq/weir/internal/batch"
+	"github.com/weirhq/weir/internal/vfs"
 )
 
 // Log compaction (cleanup.policy=compact), Kafka's cleaner semantics on
@@ -28,11 +29,16 @@ import (
 // So offsets stay contiguous from batch to batch and recovery checks them
 // as before. Control batches are kept.
 //
-// A segment is rewritten aside (<base>.log.clean.tmp, fsynced), its index
-// files removed, and then renamed over <base>.log (directory fsynced): a
-// crash leaves the old file or the new one, each whole and durable, and
-// the .tmp leftovers are removed at Open; the indexes are rebuilt by
-// scanning where they are missing.
+// Consecutive segments whose sizes add up to at most segment.bytes are
+// cleaned into one (so a log cleaned again and again keeps few, full
+// segments, as Kafka's cleaner groups them). A group is rewritten aside
+// (<first base>.log.clean.tmp, fsynced), its segments' index files
+// removed, the new file renamed over the first segment's .log and then
+// the group's other .log files removed, each step made durable by a
+// directory fsync. A crash leaves the old files or the new one; after the
+// rename, segments the new one wholly covers are leftovers that Open
+// removes (recover.go), as it removes .tmp files; missing indexes are
+// rebuilt by scanning.
 
 // CleanOptions configure one Clean.
 type CleanOptions struct {
@@ -158,19 +164,41 @@ func (l *Log) Clean(o CleanOptions) (CleanStats, error) {
 		return st, nil
 	}
 
+	l.mu.Lock()
+	maxGroup := l.opts.SegmentBytes
+	l.mu.Unlock()
 	tombHorizon := o.Now.Add(-o.DeleteRetention).UnixMilli()
-	for _, s := range cands[:mapped] {
-		changed, err := l.cleanSegment(s, keys, tombHorizon, &o, &st)
+	for _, g := range groupSegments(cands[:mapped], maxGroup) {
+		changed, err := l.cleanGroup(g, keys, tombHorizon, &o, &st)
 		if err != nil {
 			return st, err
 		}
-		st.Segments++
+		st.Segments += len(g)
 		if changed {
-			st.Rewritten++
+			st.Rewritten += len(g)
 		}
 	}
 	st.CleanedTo = cands[mapped-1].next.Load()
 	return st, nil
+}
+
+// groupSegments cuts segs into runs of consecutive segments whose sizes
+// add up to at most maxBytes (a larger segment alone) and whose offsets
+// span less than 2^31, so relative index entries still fit.
+func groupSegments(segs []*segment, maxBytes int64) [][]*segment {
+	var out [][]*segment
+	var size int64
+	for _, s := range segs {
+		n := len(out)
+		if n > 0 && size+s.size.Load() <= maxBytes && s.next.Load()-out[n-1][0].base < 1<<31 {
+			out[n-1] = append(out[n-1], s)
+			size += s.size.Load()
+			continue
+		}
+		out = append(out, []*segment{s})
+		size = s.size.Load()
+	}
+	return out
 }
 
 // eachBatch calls fn with every batch of the sealed segment s, in order.
@@ -236,95 +264,116 @@ func (l *Log) mapSegment(s *segment, keys map[keyHash]int64, o *CleanOptions, st
 
 var errStop = errors.New("stop")
 
-// cleanSegment rewrites s without the records keys supersedes and swaps
-// it in; changed is false when nothing was removed (the file stays).
-func (l *Log) cleanSegment(s *segment, keys map[keyHash]int64, tombHorizon int64, o *CleanOptions, st *CleanStats) (changed bool, err error) {
+// cleanGroup rewrites the segments of group into one file without the
+// records keys supersedes and swaps it in; changed is false when nothing
+// was removed from a group of one (its file stays).
+func (l *Log) cleanGroup(group []*segment, keys map[keyHash]int64, tombHorizon int64, o *CleanOptions, st *CleanStats) (changed bool, err error) {
 	fsys := l.opts.FS
-	tmpName := s.path(cleanTmpSuffix)
+	tmpName := group[0].path(cleanTmpSuffix)
 	f, err := fsys.Create(tmpName)
 	if err != nil {
 		return false, fmt.Errorf("%w: create %s: %w", ErrStorage, tmpName, err)
 	}
+	w := &cleanWriter{f: f, name: tmpName, o: o, st: st}
 	defer func() {
-		if f != nil {
-			_ = f.Close()
+		if w.f != nil {
+			_ = w.f.Close()
 		}
 		if !changed || err != nil {
 			_ = fsys.Remove(tmpName)
 		}
 	}()
-	var (
-		pos     int64
-		out     []byte
-		removed int64
-		// gap is a run of emptied batches without a producer, written as
-		// one empty batch when the run ends.
-		gap    *batch.Header
-		gapEnd int64
-	)
-	write := func(b []byte) error {
-		if _, err := f.WriteAt(b, pos); err != nil {
-			return fmt.Errorf("%w: write %s: %w", ErrStorage, tmpName, err)
-		}
-		pos += int64(len(b))
-		o.Throttle(len(b))
-		st.BytesWritten += int64(len(b))
-		return nil
-	}
-	flushGap := func() error {
-		if gap == nil {
-			return nil
-		}
-		g := *gap
-		g.LastOffsetDelta = int32(gapEnd - g.BaseOffset)
-		gap = nil
-		b, err := batch.NewBuilder(batch.BuildOptions{BaseOffset: g.BaseOffset, PartitionLeaderEpoch: g.PartitionLeaderEpoch,
-			BaseTimestamp: g.MaxTimestamp, Thinned: &g}).Build()
-		if err != nil {
-			return err
-		}
-		return write(b)
-	}
-	err = eachBatch(s, func(h batch.Header, raw []byte) error {
-		keep, n, err := thin(h, raw, keys, tombHorizon, o, &out)
-		if err != nil {
-			return fmt.Errorf("%w: %s: batch at offset %d: %w", ErrCorrupt, s.path(logSuffix), h.BaseOffset, err)
-		}
-		removed += int64(n)
-		switch {
-		case keep == nil && gap != nil && gapEnd+1 == h.BaseOffset && h.LastOffset()-gap.BaseOffset < 1<<31-1:
-			gapEnd = h.LastOffset()
-			gap.MaxTimestamp = max(gap.MaxTimestamp, h.MaxTimestamp)
-			return nil
-		case keep == nil:
-			if err := flushGap(); err != nil {
-				return err
+	for _, s := range group {
+		err = eachBatch(s, func(h batch.Header, raw []byte) error {
+			keep, n, err := thin(h, raw, keys, tombHorizon, o, &w.out)
+			if err != nil {
+				return fmt.Errorf("%w: %s: batch at offset %d: %w", ErrCorrupt, s.path(logSuffix), h.BaseOffset, err)
 			}
-			g := h
-			gap, gapEnd = &g, h.LastOffset()
-			return nil
+			w.removed += int64(n)
+			return w.batch(h, keep)
+		})
+		if err != nil {
+			return false, err
 		}
-		if err := flushGap(); err != nil {
-			return err
-		}
-		return write(keep)
-	})
-	if err == nil {
-		err = flushGap()
 	}
-	if err != nil || removed == 0 {
+	if err := w.flushGap(); err != nil {
 		return false, err
 	}
-	if err := f.Sync(); err != nil {
+	if w.removed == 0 && len(group) == 1 {
+		return false, nil
+	}
+	if err := w.f.Sync(); err != nil {
 		return false, fmt.Errorf("%w: fdatasync %s: %w", ErrStorage, tmpName, err)
 	}
-	if err := f.Close(); err != nil {
-		f = nil
+	err = w.f.Close()
+	w.f = nil
+	if err != nil {
 		return false, fmt.Errorf("%w: close %s: %w", ErrStorage, tmpName, err)
 	}
-	f = nil
-	st.RecordsRemoved += removed
-	return true, l.swapCleaned(s, tmpName)
+	st.RecordsRemoved += w.removed
+	return true, l.swapCleaned(group, tmpName)
+}
+
+// cleanWriter writes a cleaned file batch by batch. Runs of batches that
+// lose every record and have no producer become one empty batch over
+// their offsets.
+type cleanWriter struct {
+	f       vfs.File
+	name    string
+	o       *CleanOptions
+	st      *CleanStats
+	pos     int64
+	out     []byte // thin's output buffer
+	removed int64
+	gap     *batch.Header // the pending run of emptied batches
+	gapEnd  int64
+}
+
+func (w *cleanWriter) write(b []byte) error {
+	if _, err := w.f.WriteAt(b, w.pos); err != nil {
+		return fmt.Errorf("%w: write %s: %w", ErrStorage, w.name, err)
+	}
+	w.pos += int64(len(b))
+	w.o.Throttle(len(b))
+	w.st.BytesWritten += int64(len(b))
+	return nil
+}
+
+// batch writes keep, the batch with header h as thinned (nil: emptied and
+// without a producer, so it joins the pending run).
+func (w *cleanWriter) batch(h batch.Header, keep []byte) error {
+	if keep == nil {
+		if w.gap != nil && w.gapEnd+1 == h.BaseOffset && h.LastOffset()-w.gap.BaseOffset < 1<<31-1 {
+			w.gapEnd = h.LastOffset()
+			w.gap.MaxTimestamp = max(w.gap.MaxTimestamp, h.MaxTimestamp)
+			return nil
+		}
+		if err := w.flushGap(); err != nil {
+			return err
+		}
+		g := h
+		w.gap, w.gapEnd = &g, h.LastOffset()
+		return nil
+	}
+	if err := w.flushGap(); err != nil {
+		return err
+	}
+	return w.write(keep)
+}
+
+func (w *cleanWriter) flushGap() error {
+	if w.gap == nil {
+		return nil
+	}
+	g := *w.gap
+	g.LastOffsetDelta = int32(w.gapEnd - g.BaseOffset)
+	w.gap = nil
+	b, err := batch.NewBuilder(batch.BuildOptions{BaseOffset: g.BaseOffset, PartitionLeaderEpoch: g.PartitionLeaderEpoch,
+		BaseTimestamp: g.MaxTimestamp, Thinned: &g}).Build()
+	if err != nil {
+		return err
+	}
+	return w.write(b)
 }
 
 // thin returns the batch without the records keys supersedes (raw itself
@@ -377,38 +426,59 @@ func thin(h batch.Header, raw []byte, keys map[keyHash]int64, tombHorizon int64,
 	return nb, n, nil
 }
 
-// swapCleaned puts the cleaned file tmpName in the place of s: index
-// files removed, the rename made durable, the segment reopened and its
-// indexes written, the segment list updated. A segment retention removed
-// meanwhile stays removed.
-func (l *Log) swapCleaned(s *segment, tmpName string) error {
+// swapCleaned puts the cleaned file tmpName in the place of the group's
+// segments: their index files removed, the file renamed over the first
+// one's .log, the others' .log files removed (each step made durable),
+// the segment reopened and its indexes written, the segment list updated.
+// A group retention has cut into meanwhile is left as it is.
+func (l *Log) swapCleaned(group []*segment, tmpName string) error {
 	fsys, dir := l.opts.FS, l.opts.Dir
+	first, last := group[0], group[len(group)-1]
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	segs := *l.segs.Load()
-	i := slices.Index(segs, s)
-	if l.closed || i < 0 || s == l.written.seg || s == l.visible.Load().seg {
+	i := slices.Index(segs, first)
+	if l.closed || i < 0 || i+len(group) > len(segs) || !slices.Equal(segs[i:i+len(group)], group) ||
+		slices.Contains(group, l.written.seg) || slices.Contains(group, l.visible.Load().seg) {
 		_ = fsys.Remove(tmpName)
 		if l.closed {
 			return ErrClosed
 		}
 		return nil
 	}
-	for _, suf := range []string{indexSuffix, timeIndexSuffix} {
-		if err := fsys.Remove(s.path(suf)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("%w: remove %s: %w", ErrStorage, s.path(suf), err)
+	syncDir := func() error {
+		if err := fsys.SyncDir(dir); err != nil {
+			return fmt.Errorf("%w: sync dir %s: %w", ErrStorage, dir, err)
+		}
+		return nil
+	}
+	for _, s := range group {
+		for _, suf := range []string{indexSuffix, timeIndexSuffix} {
+			if err := fsys.Remove(s.path(suf)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("%w: remove %s: %w", ErrStorage, s.path(suf), err)
+			}
 		}
 	}
-	if err := fsys.SyncDir(dir); err != nil {
-		return fmt.Errorf("%w: sync dir %s: %w", ErrStorage, dir, err)
+	if err := syncDir(); err != nil {
+		return err
 	}
-	if err := fsys.Rename(tmpName, s.path(logSuffix)); err != nil {
+	if err := fsys.Rename(tmpName, first.path(logSuffix)); err != nil {
 		return fmt.Errorf("%w: rename %s: %w", ErrStorage, tmpName, err)
 	}
-	if err := fsys.SyncDir(dir); err != nil {
-		return fmt.Errorf("%w: sync dir %s: %w", ErrStorage, dir, err)
+	if err := syncDir(); err != nil {
+		return err
 	}
-	ns, err := l.openSegment(s.base)
+	for _, s := range group[1:] {
+		if err := fsys.Remove(s.path(logSuffix)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("%w: remove %s: %w", ErrStorage, s.path(logSuffix), err)
+		}
+	}
+	if len(group) > 1 {
+		if err := syncDir(); err != nil {
+			return err
+		}
+	}
+	ns, err := l.openSegment(first.base)
 	if err != nil {
 		return err
 	}
@@ -417,18 +487,19 @@ func (l *Log) swapCleaned(s *segment, tmpName string) error {
 		_ = ns.f.Close()
 		return fmt.Errorf("%w: size of %s: %w", ErrStorage, ns.path(logSuffix), err)
 	}
-	if res := ns.scan(size, l.opts.IndexIntervalBytes); res.validSize != size || ns.next.Load() != s.next.Load() {
+	if res := ns.scan(size, l.opts.IndexIntervalBytes); res.validSize != size || ns.next.Load() != last.next.Load() {
 		_ = ns.f.Close()
 		return fmt.Errorf("%w: cleaned segment %s does not read back (next %d, want %d): %v",
-			ErrCorrupt, ns.path(logSuffix), ns.next.Load(), s.next.Load(), res.err)
+			ErrCorrupt, ns.path(logSuffix), ns.next.Load(), last.next.Load(), res.err)
 	}
 	if err := ns.writeIndexes(); err != nil {
 		l.opts.Logger.Warn("commitlog: writing the indexes of a cleaned segment", "segment", ns.path(logSuffix), "err", err)
 	}
-	next := slices.Clone(segs)
-	next[i] = ns
+	next := slices.Concat(segs[:i], []*segment{ns}, segs[i+len(group):])
 	l.segs.Store(&next)
-	s.release() // the log's reference; readers keep the old file open until they finish
+	for _, s := range group {
+		s.release() // the log's reference; readers keep the old files open until they finish
+	}
 	return nil
 }
 

@@ -185,12 +185,32 @@ func TestCleanKeepsLastValuePerKey(t *testing.T) {
 		}
 		t.Logf("%d of %d records kept, %d -> %d bytes, %+v", len(got), len(m.recs), sizeBefore, l.Size(), st)
 
-		// Cleaning again finds nothing more; a reopened log reads the same.
+		// Cleaning again merges the small cleaned segments (up to
+		// segment.bytes each), and then finds nothing more to do; a
+		// reopened log reads the same.
+		segsBefore := len(bases(l))
 		st2, err := l.Clean(CleanOptions{UpTo: l.HighWatermark(), DeleteRetention: time.Hour, Now: time.UnixMilli(1000)})
 		must(t, err)
-		if st2.Rewritten != 0 {
-			t.Fatalf("second clean rewrote %d segments", st2.Rewritten)
+		checkCompacted(t, l, m, st.CleanedTo, false)
+		if len(bases(l)) >= segsBefore || st2.RecordsRemoved != 0 {
+			t.Fatalf("second clean: %+v, %d segments before, %d after", st2, segsBefore, len(bases(l)))
 		}
+		for i := 0; st2.Rewritten > 0; i++ {
+			if i == 10 {
+				t.Fatalf("cleans still rewriting after 10 rounds: %+v", st2)
+			}
+			st2, err = l.Clean(CleanOptions{UpTo: l.HighWatermark(), DeleteRetention: time.Hour, Now: time.UnixMilli(1000)})
+			must(t, err)
+		}
+		// Stable: each sealed segment but the last is too full to take
+		// the next one in.
+		segs := *l.segs.Load()
+		for i := 0; i+2 < len(segs); i++ {
+			if segs[i].size.Load()+segs[i+1].size.Load() <= o.SegmentBytes {
+				t.Fatalf("segments %d and %d (%d + %d bytes) left unmerged", segs[i].base, segs[i+1].base, segs[i].size.Load(), segs[i+1].size.Load())
+			}
+		}
+		checkCompacted(t, l, m, st.CleanedTo, false)
 		closeLog(t, l)
 		l = openLog(t, o)
 		checkCompacted(t, l, m, st.CleanedTo, false)
@@ -306,8 +326,16 @@ func TestCleanPowerLoss(t *testing.T) {
 	mu.Lock()
 	capturing = true
 	mu.Unlock()
+	// The first clean thins each segment, the second merges them.
 	st, err := l.Clean(CleanOptions{UpTo: l.HighWatermark(), DeleteRetention: time.Hour, Now: time.UnixMilli(1000)})
 	must(t, err)
+	segsBefore := len(bases(l))
+	if _, err := l.Clean(CleanOptions{UpTo: l.HighWatermark(), DeleteRetention: time.Hour, Now: time.UnixMilli(1000)}); err != nil {
+		t.Fatal(err)
+	}
+	if len(bases(l)) >= segsBefore {
+		t.Fatalf("the second clean left %d of %d segments", len(bases(l)), segsBefore)
+	}
 	mu.Lock()
 	capturing = false
 	mu.Unlock()

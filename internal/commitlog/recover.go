@@ -124,6 +124,21 @@ func (l *Log) recover() error {
 			}
 		}
 	loaded:
+		if prevNext >= 0 && base < prevNext && !last && s.next.Load() <= prevNext {
+			// A segment the previous one wholly covers is left over from a
+			// clean that merged them (clean.go) and crashed before
+			// removing it: the merged segment holds its offsets.
+			l.opts.Logger.Info("commitlog: removing a segment a cleaned one replaced", "segment", s.path(logSuffix))
+			segs = segs[:len(segs)-1]
+			l.segs.Store(&segs)
+			_ = s.f.Close()
+			for _, suf := range []string{logSuffix, indexSuffix, timeIndexSuffix} {
+				if err := fsys.Remove(s.path(suf)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+					return fmt.Errorf("commitlog: remove %s: %w", s.path(suf), err)
+				}
+			}
+			continue
+		}
 		if prevNext >= 0 && base < prevNext {
 			return fmt.Errorf("%w: segment %s starts at %d, before the previous segment's end %d", ErrCorrupt, s.path(logSuffix), base, prevNext)
 		}

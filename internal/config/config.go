@@ -70,6 +70,15 @@ type Config struct {
 	// LogCleanerBackoff is how often the cleaner looks for work
 	// (log.cleaner.backoff.ms; Kafka's default is 15 seconds).
 	LogCleanerBackoff time.Duration `koanf:"log-cleaner-backoff"`
+	// LogCleanerDedupeBufferSize bounds the cleaner's key map, 24 bytes a
+	// key (log.cleaner.dedupe.buffer.size).
+	LogCleanerDedupeBufferSize int64 `koanf:"log-cleaner-dedupe-buffer-size"`
+	// LogCleanerIOMaxBytesPerSecond caps the cleaner's disk reads and
+	// writes; 0 is unlimited (log.cleaner.io.max.bytes.per.second).
+	LogCleanerIOMaxBytesPerSecond float64 `koanf:"log-cleaner-io-max-bytes-per-second"`
+	// InternalSegmentBytes is the segment.bytes of the internal topics
+	// (offsets.topic.segment.bytes).
+	InternalSegmentBytes int64 `koanf:"internal-segment-bytes"`
 	// GroupInitialRebalanceDelay holds an empty group's first rebalance
 	// open for more members (group.initial.rebalance.delay.ms).
 	GroupInitialRebalanceDelay time.Duration `koanf:"group-initial-rebalance-delay"`
@@ -113,6 +122,8 @@ func Defaults() Config {
 		MaxMessageBytes:            1048588,
 		LogRetentionCheckInterval:  5 * time.Second,
 		LogCleanerBackoff:          5 * time.Second,
+		LogCleanerDedupeBufferSize: 128 << 20,
+		InternalSegmentBytes:       100 << 20,
 		GroupInitialRebalanceDelay: 3 * time.Second,
 		GroupMinSessionTimeout:     6 * time.Second,
 		GroupMaxSessionTimeout:     30 * time.Minute,
@@ -166,6 +177,15 @@ func (c Config) Validate() error {
 	}
 	if c.LogRetentionCheckInterval <= 0 {
 		errs = append(errs, fmt.Errorf("log-retention-check-interval %v: must be positive", c.LogRetentionCheckInterval))
+	}
+	if c.LogCleanerDedupeBufferSize < 1<<20 {
+		errs = append(errs, fmt.Errorf("log-cleaner-dedupe-buffer-size %d: want at least 1 MiB", c.LogCleanerDedupeBufferSize))
+	}
+	if c.LogCleanerIOMaxBytesPerSecond < 0 {
+		errs = append(errs, fmt.Errorf("log-cleaner-io-max-bytes-per-second %v: must not be negative", c.LogCleanerIOMaxBytesPerSecond))
+	}
+	if c.InternalSegmentBytes < 4096 || c.InternalSegmentBytes > 1<<31-1 {
+		errs = append(errs, fmt.Errorf("internal-segment-bytes %d: want 4096..2147483647", c.InternalSegmentBytes))
 	}
 	if c.LogCleanerBackoff <= 0 {
 		errs = append(errs, fmt.Errorf("log-cleaner-backoff %v: must be positive", c.LogCleanerBackoff))

@@ -265,7 +265,7 @@ func TestSchemasTopicIsCreatedAtStartAndReserved(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%s does not exist at start: %v", SchemasTopic, err)
 	}
-	want := map[string]string{"cleanup.policy": "compact", "retention.ms": "-1", "retention.bytes": "-1"}
+	want := map[string]string{"cleanup.policy": "compact", "retention.ms": "-1", "retention.bytes": "-1", "segment.bytes": "104857600"}
 	if got := tp.Configs(); !maps.Equal(got, want) {
 		t.Fatalf("configs = %v, want %v", got, want)
 	}
