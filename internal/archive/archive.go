@@ -224,7 +224,7 @@ func (a *Archive) UploadSegment(ctx context.Context, tp TopicPartition, meta Seg
 		FirstTimestamp: meta.FirstTimestamp, MaxTimestamp: meta.MaxTimestamp,
 		Size: meta.Size,
 	}
-	if s, ok := cur.Find(seg.BaseOffset); ok && s.BaseOffset == seg.BaseOffset && s.LastOffset == seg.LastOffset && s.Size == seg.Size {
+	if s, ok := cur.segment(seg.BaseOffset); ok && s.LastOffset == seg.LastOffset && s.Size == seg.Size {
 		return nil
 	}
 	next := cur.Clone()
