@@ -193,6 +193,10 @@ func (p *Partition) appendMarker(m *Marker) (Appended, error) {
 		ts = res.AppendTimeMs
 	}
 	p.endTxn(m.ProducerID, m.ProducerEpoch, m.CoordinatorEpoch, m.Commit, res.BaseOffset, ts)
+	// The marker may have become durable, and its waiters woken, before
+	// endTxn released the LSO: wake them again so a read_committed long
+	// poll sees the transaction end.
+	p.log.Wake()
 	return Appended{BaseOffset: res.BaseOffset, LastOffset: res.LastOffset, LogAppendTime: res.AppendTimeMs,
 		LogStartOffset: res.LogStartOffset}, nil
 }

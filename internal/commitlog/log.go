@@ -118,6 +118,11 @@ func (l *Log) Changed() <-chan struct{} {
 	return l.notifyCh
 }
 
+// Wake wakes the waiters on Changed without a change to the log: for
+// state its owner keeps beside it (a partition's transaction index) that
+// changed what readers may see.
+func (l *Log) Wake() { l.broadcast() }
+
 func (l *Log) broadcast() {
 	l.notifyMu.Lock()
 	close(l.notifyCh)

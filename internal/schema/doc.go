@@ -19,7 +19,14 @@
 //	key   {"keytype":"MODE","subject":"s"|null,"magic":0}
 //	value {"mode":"READONLY"}                   (null: mode removed)
 //
+//	key   {"keytype":"WEIR_MAX_ID","subject":null,"magic":0}
+//	value {"id":7}                               (Weir's own: the highest id)
+//
 // Ids are the largest id ever replayed plus one, so they survive restarts.
+// A registration that hands out a new highest id writes it also in the
+// WEIR_MAX_ID record, in the same batch: _schemas is compacted, and once
+// every version of the highest id is hard-deleted and compacted away that
+// record still says which ids were used, so none is handed out twice.
 //
 // # Concurrency
 //

@@ -25,6 +25,8 @@ const (
 	keySchema = "SCHEMA"
 	keyConfig = "CONFIG"
 	keyMode   = "MODE"
+	// keyMaxID is Weir's own: the highest schema id handed out.
+	keyMaxID = "WEIR_MAX_ID"
 )
 
 type recordKey struct {
@@ -77,6 +79,14 @@ func schemaRecord(v schemaValue) Record {
 func schemaTombstone(subject string, version int) Record {
 	k := recordKey{KeyType: keySchema, Subject: &subject, Version: version, Magic: 1}
 	return Record{Key: mustJSON(k)}
+}
+
+type maxIDValue struct {
+	ID int `json:"id"`
+}
+
+func maxIDRecord(id int) Record {
+	return Record{Key: mustJSON(recordKey{KeyType: keyMaxID}), Value: mustJSON(maxIDValue{ID: id})}
 }
 
 func configRecord(subject string, l Level) Record {

@@ -197,6 +197,16 @@ func (st *state) apply(rec Record, hint *schemaRec) error {
 			st.subject(subject).mode = m
 			st.dropIfEmpty(subject)
 		}
+	case keyMaxID:
+		if rec.Value != nil {
+			var v maxIDValue
+			if err := json.Unmarshal(rec.Value, &v); err != nil {
+				return fmt.Errorf("bad max id value: %w", err)
+			}
+			if v.ID >= st.nextID {
+				st.nextID = v.ID + 1
+			}
+		}
 	default:
 		// Other Confluent key types (NOOP, DELETE_SUBJECT, CLEAR_SUBJECT…)
 		// carry nothing the SCHEMA records do not.

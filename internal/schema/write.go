@@ -75,8 +75,17 @@ func (r *Registry) Register(ctx context.Context, subject string, s Schema, o Reg
 	if err != nil || hint == nil {
 		return v, err
 	}
-	rec := schemaRecord(schemaValue{Subject: subject, Version: v.Version, ID: v.ID, Type: v.Type, References: v.References, Schema: v.Schema})
-	if err := r.write(ctx, []Record{rec}, hint); err != nil {
+	recs := []Record{schemaRecord(schemaValue{Subject: subject, Version: v.Version, ID: v.ID, Type: v.Type, References: v.References, Schema: v.Schema})}
+	r.mu.RLock()
+	newMax := v.ID >= r.st.nextID
+	r.mu.RUnlock()
+	if newMax {
+		// The highest id also goes in its own record, in the same batch:
+		// compaction keeps it when every version using the id is gone, so
+		// ids are never handed out twice.
+		recs = append(recs, maxIDRecord(v.ID))
+	}
+	if err := r.write(ctx, recs, hint); err != nil {
 		return Version{}, err
 	}
 	return v, nil

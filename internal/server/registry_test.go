@@ -488,3 +488,64 @@ func TestAutoCreatePolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRegistryIDsNeverReusedAfterCompaction: the highest schema id is
+// hard-deleted and _schemas compacted (small internal segments, a fast
+// cleaner), so no SCHEMA record carries it any more; after a restart the
+// next registration still gets a new id (from the WEIR_MAX_ID record),
+// never the deleted one.
+func TestRegistryIDsNeverReusedAfterCompaction(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	edit := func(c *config.Config) {
+		c.InternalSegmentBytes = 4096
+		c.LogCleanerBackoff = 50 * time.Millisecond
+		c.LogRetentionCheckInterval = 50 * time.Millisecond
+	}
+	s := startNode(t, dir, edit)
+	cl := srClient(t, s)
+	top, err := cl.RegisterSchema(ctx, "gone-value", sr.Schema{Schema: `{"type":"fixed","name":"Gone","size":7}`}, -1, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.DeleteSubject(ctx, "gone-value", sr.SoftDelete); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.DeleteSubject(ctx, "gone-value", sr.HardDelete); err != nil {
+		t.Fatal(err)
+	}
+	// Config changes fill segments so the ones holding the schema roll
+	// and are cleaned: its SCHEMA record is superseded by the tombstone.
+	for i := range 200 {
+		lvl := sr.CompatNone
+		if i%2 == 0 {
+			lvl = sr.CompatFull
+		}
+		if set := cl.SetCompatibility(ctx, sr.SetCompatibility{Level: lvl}, "filler-value"); set[0].Err != nil {
+			t.Fatal(set[0].Err)
+		}
+	}
+	l, err := s.Broker().OpenInternalLog(SchemasTopic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the cleaner to remove the deleted schema's record", func() bool {
+		found := false
+		_ = l.Replay(func(_ int64, r batch.Record) error {
+			if r.Value != nil && strings.Contains(string(r.Value), `"Gone"`) {
+				found = true
+			}
+			return nil
+		})
+		return !found
+	})
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s2 := startNode(t, dir, edit)
+	id, err := srClient(t, s2).RegisterSchema(ctx, "next-value", sr.Schema{Schema: `"string"`}, -1, -1)
+	if err != nil || id <= top {
+		t.Fatalf("next id after compaction and restart = %d, %v; the deleted highest id was %d", id, err, top)
+	}
+}
