@@ -39,9 +39,11 @@ type rec struct {
 	Offset     int64
 }
 
-// baseTime is a fixed CreateTime well away from "now", so a broker that
-// substitutes its own clock is caught.
-var baseTime = time.UnixMilli(1_600_000_000_123)
+// baseTime is a CreateTime well away from "now" (two days ago), so a
+// broker that substitutes its own clock is caught, and within the default
+// retention.ms of 7 days: older records would be deleted by retention,
+// the active segment included, within seconds (as Kafka does).
+var baseTime = time.UnixMilli(time.Now().Add(-48*time.Hour).UnixMilli()/1000*1000 + 123)
 
 // makeRecs returns n records tagged with tag, spread round-robin over
 // parts partitions (Offset -1: the producer reports it).
