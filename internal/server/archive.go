@@ -24,7 +24,7 @@ func openArchive(url string, env []string, fsys vfs.FS, logger *slog.Logger) (*a
 	opts := archive.Options{FS: fsys, Logger: logger}
 	be, err := archive.Open(ctx, url, env, opts)
 	if err != nil {
-		return nil, fmt.Errorf("server: archive %s: %w", url, err)
+		return nil, fmt.Errorf("server: %w", err) // names the URL already
 	}
 	a, err := archive.New(be, opts)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -250,5 +251,73 @@ func TestArchiveBadURL(t *testing.T) {
 		Environ: []string{"AWS_ENDPOINT_URL_S3=http://127.0.0.1:1", "AWS_ACCESS_KEY_ID=a", "AWS_SECRET_ACCESS_KEY=b"}})
 	if err == nil || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), "archive") {
 		t.Fatalf("start with an unreachable archive: %v", err)
+	}
+}
+
+// TestArchivePowerLoss cuts the power at every durable step of the
+// archive's uploads (each fsync of a segment object, a manifest or their
+// directory) on an in-memory node whose file:// archive shares its disk.
+// Each image started again must finish the uploads with a manifest
+// without gap or overlap that joins the local log, and serve every record
+// it acknowledged from offset 0.
+func TestArchivePowerLoss(t *testing.T) {
+	mem := vfs.NewMem()
+	var (
+		mu        sync.Mutex
+		capturing bool
+		images    []*vfs.MemFS
+		seq       uint64
+	)
+	inj := vfs.InjectorFunc(func(op vfs.Op, path string) error {
+		if op != vfs.OpSync && op != vfs.OpSyncDir || !strings.HasPrefix(path, "/archive") {
+			return nil
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if capturing {
+			seq++
+			if seq%5 == 1 {
+				images = append(images, mem.Crash(rand.New(rand.NewPCG(11, seq))))
+			}
+		}
+		return nil
+	})
+	fsys := vfs.NewErrorFS(mem, inj)
+	node := tierNode{dir: "/data", archive: "file:///archive", fs: fsys}
+	s := node.start(t)
+	createTiered(t, s)
+	mu.Lock()
+	capturing = true
+	mu.Unlock()
+	produceTiered(t, s, 0, 1200)
+	waitArchived(t, s, 60*time.Second)
+	mu.Lock()
+	capturing = false
+	got := images
+	mu.Unlock()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) < 5 {
+		t.Fatalf("only %d crash images", len(got))
+	}
+	for i, img := range got {
+		t.Run(fmt.Sprint("image", i), func(t *testing.T) {
+			s := tierNode{dir: "/data", archive: "file:///archive", fs: img}.start(t)
+			p, err := s.Broker().Partition(tieredTopic, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitForIn(t, 30*time.Second, "uploads to finish", func() bool {
+				start, last, ok := p.ArchivedRange()
+				return s.Broker().ArchiveLag() == 0 &&
+					ok && start == 0 && last+1 >= p.LocalLogStartOffset()
+			})
+			segs, _, problems, err := s.Broker().VerifyArchive(context.Background(), tieredTopic)
+			if err != nil || len(problems) > 0 || segs == 0 {
+				t.Fatalf("verify: %d segments, problems %v, err %v", segs, problems, err)
+			}
+			consumeTiered(t, s, int(p.HighWatermark()))
+		})
 	}
 }
