@@ -378,6 +378,7 @@ func (b *Broker) isRemoteTopic(configs map[string]string) bool {
 // show it.
 type ArchiveStatus struct {
 	Partition        int32
+	LogStartOffset   int64 // as clients see it, archive included
 	LocalStartOffset int64
 	HighWatermark    int64
 	Manifest         RemoteManifest
@@ -398,7 +399,7 @@ func (b *Broker) ArchiveStatus(ctx context.Context, topic string) ([]ArchiveStat
 		if err != nil {
 			return nil, fmt.Errorf("%w: %s-%d: %w", ErrStorage, topic, p.index, err)
 		}
-		out = append(out, ArchiveStatus{Partition: p.index, LocalStartOffset: p.log.LogStartOffset(),
+		out = append(out, ArchiveStatus{Partition: p.index, LogStartOffset: p.LogStartOffset(), LocalStartOffset: p.log.LogStartOffset(),
 			HighWatermark: p.log.HighWatermark(), Manifest: *m})
 	}
 	return out, nil

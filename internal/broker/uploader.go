@@ -199,7 +199,14 @@ func (p *Partition) tier(ctx context.Context) error {
 	if localBytes == -2 {
 		localBytes = retBytes
 	}
-	if n, err := p.log.EnforceLocalRetention(localMs, localBytes, m.NextOffset()); err != nil {
+	// With copying disabled (local retention then equals the total, as
+	// checkCombined requires), segments go by retention as on any topic:
+	// they will never be archived.
+	copied := m.NextOffset()
+	if p.topic.copyOff.Load() {
+		copied = math.MaxInt64
+	}
+	if n, err := p.log.EnforceLocalRetention(localMs, localBytes, copied); err != nil {
 		return err
 	} else if n > 0 {
 		p.pruneTxns()

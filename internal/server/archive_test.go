@@ -127,7 +127,7 @@ func listOffset(t *testing.T, s *Server, ts int64) int64 {
 	t.Helper()
 	cl := client(t, s)
 	req := kmsg.NewPtrListOffsetsRequest()
-	req.Version = 7
+	req.Version = 9
 	rt := kmsg.NewListOffsetsRequestTopic()
 	rt.Topic = tieredTopic
 	rp := kmsg.NewListOffsetsRequestTopicPartition()

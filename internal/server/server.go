@@ -237,6 +237,7 @@ func (s *Server) stages(cfg config.Config, opts Options) []stage {
 			}
 			s.events = events
 			mux := s.newHTTPMux()
+			s.addArchiveRoutes(mux)
 			mux.Handle("/events/", events)
 			mux.Handle("/subscriptions", events)
 			mux.Handle("/subscriptions/", events)
