@@ -229,6 +229,30 @@ func TestArchiveFile(t *testing.T) {
 	if o, _ := res.Lookup(tieredTopic, 0); o.Offset != 0 {
 		t.Errorf("offset for timestamp 0 = %d, want 0", o.Offset)
 	}
+	// retention.bytes bounds the whole log: the archive is trimmed, the
+	// log start moves up, and reads from it still work.
+	if err := s.Broker().IncrementalAlterConfigs(tieredTopic, []broker.ConfigOp{{Name: "retention.bytes", Op: broker.OpSet, Value: fmt.Sprint(1 << 20)}}, false); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := s.Broker().Partition(tieredTopic, 0)
+	waitForIn(t, 30*time.Second, "the archive trimmed by retention.bytes", func() bool {
+		start, _, ok := p.ArchivedRange()
+		return ok && start > 0 && p.LogStartOffset() == start
+	})
+	start := p.LogStartOffset()
+	if got := listOffset(t, s, -2); got != start {
+		t.Errorf("ListOffsets earliest = %d after the trim, want %d", got, start)
+	}
+	if size := p.Size(); int64(n-int(start))*tierRecordLen > 1<<20+2*tierSegment+size {
+		t.Errorf("kept %d records from %d: more than retention.bytes allows", int64(n)-start, start)
+	}
+	data, err := p.Read(start, 1<<20)
+	if err != nil || len(data) == 0 {
+		t.Fatalf("read at the new log start %d: %d bytes, %v", start, len(data), err)
+	}
+	if _, err := p.Read(start-1, 1<<20); err == nil {
+		t.Errorf("read below the trimmed log start succeeded")
+	}
 }
 
 // TestArchiveRefusesCompact: Kafka refuses compaction with remote storage.
