@@ -254,13 +254,3 @@ func (a *app) writeRestore(cmd *cobra.Command, src, dst string, res []restored) 
 	_, err := fmt.Fprintf(w, "Restored %d records of %s into %s.\n", total, src, dst)
 	return err
 }
-
-// newArchiveCmd is `weir archive`: the archived (tiered) part of topics.
-func newArchiveCmd(a *app) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "archive",
-		Short: "Work with topics' archived records (tiered storage)",
-	}
-	cmd.AddCommand(newArchiveRestoreCmd(a))
-	return cmd
-}

@@ -70,6 +70,18 @@ type Options struct {
 	// Metrics receives the per-topic traffic counters; nil records into
 	// unregistered metrics.
 	Metrics *metrics.Registry
+	// Remote is the node's tiered storage (tier.go); nil: none, and
+	// remote.storage.enable is stored only.
+	Remote RemoteStorage
+	// RemoteInterval is how often the uploader looks for sealed segments
+	// to archive (default DefaultRemoteInterval).
+	RemoteInterval time.Duration
+	// RemoteUploadConcurrency bounds the partitions uploading at once
+	// (default DefaultRemoteUploadConcurrency).
+	RemoteUploadConcurrency int
+	// RemoteCacheBytes bounds the archived segments kept in memory for
+	// reads below the local log start (default DefaultRemoteCacheBytes).
+	RemoteCacheBytes int64
 }
 
 func (o *Options) fill() error {
@@ -105,6 +117,15 @@ func (o *Options) fill() error {
 	}
 	if o.RetentionCheckInterval <= 0 {
 		o.RetentionCheckInterval = 5 * time.Second
+	}
+	if o.RemoteInterval <= 0 {
+		o.RemoteInterval = DefaultRemoteInterval
+	}
+	if o.RemoteUploadConcurrency <= 0 {
+		o.RemoteUploadConcurrency = DefaultRemoteUploadConcurrency
+	}
+	if o.RemoteCacheBytes <= 0 {
+		o.RemoteCacheBytes = DefaultRemoteCacheBytes
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -144,6 +165,13 @@ type Broker struct {
 	cleaner     *cleanerMetrics
 	throttle    *ioThrottle
 	cleanerDone chan struct{}
+
+	// Tiered storage (tier.go, uploader.go).
+	tier        *tierMetrics
+	remoteCache *segmentCache
+	tierMu      sync.Mutex // one uploader pass at a time
+	lagSegments atomic.Int64
+	tierDone    chan struct{}
 }
 
 // Topic is a named set of partitions with configs.
@@ -168,6 +196,10 @@ type Topic struct {
 	// metrics counts the topic's traffic; nil for the unregistered
 	// topic of a validate-only create.
 	metrics *topicMetrics
+
+	// remote and copyOff cache remote.storage.enable and
+	// remote.log.copy.disable.
+	remote, copyOff atomic.Bool
 }
 
 // setConfigs replaces a topic's explicit configs and refreshes the values
@@ -184,6 +216,8 @@ func (b *Broker) setConfigs(t *Topic, configs map[string]string) {
 	before, after := b.timestampBounds(configs)
 	t.timestampBefore.Store(before)
 	t.timestampAfter.Store(after)
+	t.remote.Store(b.isRemoteTopic(configs))
+	t.copyOff.Store(strings.EqualFold(strings.TrimSpace(b.effective(configs, "remote.log.copy.disable")), "true"))
 }
 
 // Partitions returns the topic's partitions.
@@ -228,15 +262,18 @@ func Open(opts Options) (*Broker, error) {
 	b := &Broker{opts: opts, topics: map[string]*Topic{}, lock: lock, dataDirs: dataDirForms(opts.Dir),
 		stop: make(chan struct{}), done: make(chan struct{}),
 		traffic: newTrafficMetrics(opts.Metrics), internal: map[string]*InternalLog{},
-		cleaner: newCleanerMetrics(opts.Metrics), cleanerDone: make(chan struct{})}
+		cleaner: newCleanerMetrics(opts.Metrics), cleanerDone: make(chan struct{}),
+		tier: newTierMetrics(opts.Metrics), remoteCache: newSegmentCache(opts.RemoteCacheBytes), tierDone: make(chan struct{})}
 	b.throttle = &ioThrottle{rate: opts.CleanerIOBytesPerSecond, stop: b.stop}
 	if err := b.open(); err != nil {
 		_ = b.closeTopics()
 		_ = b.unlock()
 		return nil, err
 	}
+	b.loadManifests()
 	go b.retentionLoop()
 	go b.cleanerLoop()
+	go b.tierLoop()
 	return b, nil
 }
 
@@ -400,6 +437,7 @@ func (b *Broker) Close() error {
 	close(b.stop)
 	<-b.done
 	<-b.cleanerDone
+	<-b.tierDone
 	err := b.closeTopics()
 	return errors.Join(err, b.unlock())
 }
@@ -439,10 +477,12 @@ func (b *Broker) retentionLoop() {
 // Kafka rolls only when the next append arrives, which leaves an idle
 // partition's records in place for good. Then, where cleanup.policy
 // contains delete, segments past retention.ms or retention.bytes are
-// deleted.
+// deleted; for tiered topics the uploader applies retention instead
+// (uploader.go), since a segment may go only once it is archived.
 func (b *Broker) EnforceRetention() {
 	for _, t := range b.Topics() {
-		del := strings.Contains(b.effective(t.Configs(), "cleanup.policy"), "delete")
+		del := strings.Contains(b.effective(t.Configs(), "cleanup.policy"), "delete") &&
+			!(b.opts.Remote != nil && t.remote.Load())
 		for _, p := range t.Partitions() {
 			if _, err := p.log.RollIfDue(); err != nil {
 				if !errors.Is(err, commitlog.ErrClosed) {

@@ -4,7 +4,6 @@ import "math"
 
 // Reasons a config has no effect on Weir, shared by several entries.
 const (
-	noTiering  = "tiered storage is not built yet (issue 16); every segment stays local and retention.* applies"
 	noFlush    = "fsync follows the broker's durability setting (acks=all waits for it), not a per-topic schedule"
 	noLevels   = "each codec compresses at its library's default level"
 	singleNode = "a single node has no replication"
@@ -65,10 +64,10 @@ var configDefs = []configDef{
 		check: throttledReplicas, def: fixed(""), unused: singleNode},
 	{name: "local.retention.bytes", typ: TypeLong, synonym: "log.local.retention.bytes",
 		doc:   "bytes kept on local disk when remote storage is on; -2 follows retention.bytes",
-		check: atLeast(-2), def: fixed("-2"), unused: noTiering},
+		check: atLeast(-2), def: fixed("-2")},
 	{name: "local.retention.ms", typ: TypeLong, synonym: "log.local.retention.ms",
 		doc:   "age up to which segments stay on local disk when remote storage is on; -2 follows retention.ms",
-		check: atLeast(-2), def: fixed("-2"), unused: noTiering},
+		check: atLeast(-2), def: fixed("-2")},
 	{name: "max.compaction.lag.ms", typ: TypeLong, synonym: "log.cleaner.max.compaction.lag.ms",
 		doc:   "longest a record may stay uncompacted",
 		check: atLeast(1), def: fixed(maxLong)},
@@ -107,13 +106,13 @@ var configDefs = []configDef{
 		check: boolean, def: fixed("false"), unused: "the log always reserves space ahead of its appends, in growing steps"},
 	{name: "remote.log.copy.disable", typ: TypeBoolean,
 		doc:   "stop copying segments to remote storage, keeping what is there readable",
-		check: boolean, def: fixed("false"), unused: noTiering},
+		check: boolean, def: fixed("false")},
 	{name: "remote.log.delete.on.disable", typ: TypeBoolean,
 		doc:   "delete the remote data when remote.storage.enable is turned off",
-		check: boolean, def: fixed("false"), unused: noTiering},
+		check: boolean, def: fixed("false"), unused: "turning remote.storage.enable off leaves the archive as it is"},
 	{name: "remote.storage.enable", typ: TypeBoolean,
-		doc:   "copy closed segments to remote (tiered) storage",
-		check: boolean, def: fixed("false"), unused: noTiering},
+		doc:   "copy closed segments to remote (tiered) storage (the node's --archive; without one, stored only)",
+		check: boolean, def: fixed("false")},
 	{name: "retention.bytes", typ: TypeLong, synonym: "log.retention.bytes",
 		doc:   "size above which the oldest closed segments are deleted; -1 is unlimited",
 		check: intRange(math.MinInt64, math.MaxInt64), def: func(o *Options) string { return i64(o.RetentionBytes) }},

@@ -48,6 +48,18 @@
 // is pruned below the log start by retention and DeleteRecords. A
 // partition without transactions pays one atomic load for its LSO.
 //
+// # Tiered storage
+//
+// With Options.Remote set, topics with remote.storage.enable=true are
+// tiered (tier.go, uploader.go): one uploader goroutine copies sealed
+// segments to the RemoteStorage in offset order, local.retention.* deletes
+// only segments the archive holds, retention.* trims the archive, and
+// reads below the local log start (Read, ReadBuf, ReadCommittedBuf,
+// ListOffset) are served from archived segments kept in a byte-bounded
+// cache. LogStartOffset is then the archive's start; LocalLogStartOffset
+// the local one. The broker declares RemoteStorage; internal/server adapts
+// internal/archive to it, so broker never imports archive.
+//
 // # On-disk layout (under Options.Dir)
 //
 //	topics/<topic-id>.json    one file per topic: name, id, partitions, configs
@@ -78,5 +90,5 @@
 // idempotence checks and appends with its own mutex, and readers go
 // straight to the commitlog, which never blocks them on appends.
 //
-// broker must not import kafka, server, franz-go or net/http.
+// broker must not import kafka, server, archive, franz-go or net/http.
 package broker

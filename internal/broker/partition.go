@@ -28,6 +28,11 @@ type Partition struct {
 	// the log starts there (cleaner.go). In memory: after a restart the
 	// whole log counts as dirty once.
 	cleanedTo atomic.Int64
+
+	// remote is the archive manifest as last loaded or changed (tier.go);
+	// nil until loaded.
+	remote    atomic.Pointer[RemoteManifest]
+	tierState tierState // the uploader's (uploader.go)
 }
 
 // Topic returns the partition's topic name.
@@ -38,9 +43,6 @@ func (p *Partition) Index() int32 { return p.index }
 
 // HighWatermark is the offset after the last record consumers may read.
 func (p *Partition) HighWatermark() int64 { return p.log.HighWatermark() }
-
-// LogStartOffset is the first readable offset.
-func (p *Partition) LogStartOffset() int64 { return p.log.LogStartOffset() }
 
 // Size is the partition's size on disk in bytes.
 func (p *Partition) Size() int64 { return p.log.Size() }
@@ -206,8 +208,10 @@ func (p *Partition) WaitDurable(ctx context.Context, next int64) error {
 // (at least one batch), never past the high watermark. Reads through Read
 // and ReadBuf are consumers' (any protocol) and are counted in the topic's
 // records and bytes out; internal logs replay with the log's own reads.
+// Offsets below the local log start of a tiered topic are read from the
+// archive.
 func (p *Partition) Read(offset int64, maxBytes int) ([]byte, error) {
-	data, err := p.log.Read(offset, maxBytes)
+	data, err := p.readTiered(offset, maxBytes, nil)
 	p.topic.metrics.out(data)
 	return data, err
 }
@@ -215,7 +219,7 @@ func (p *Partition) Read(offset int64, maxBytes int) ([]byte, error) {
 // ReadBuf is Read into a buffer from alloc(n), which returns an empty
 // slice of capacity at least n; the fetch path recycles its buffers so.
 func (p *Partition) ReadBuf(offset int64, maxBytes int, alloc func(n int) []byte) ([]byte, error) {
-	data, err := p.log.ReadBuf(offset, maxBytes, alloc)
+	data, err := p.readTiered(offset, maxBytes, alloc)
 	p.topic.metrics.out(data)
 	return data, err
 }
@@ -235,9 +239,14 @@ func (p *Partition) ListOffset(ts int64) (offset, timestamp int64, err error) {
 	switch ts {
 	case LatestTimestamp:
 		return p.log.HighWatermark(), -1, nil
-	case EarliestTimestamp, EarliestLocal:
+	case EarliestTimestamp:
+		return p.LogStartOffset(), -1, nil
+	case EarliestLocal:
 		return p.log.LogStartOffset(), -1, nil
 	case LatestTiered:
+		if start, last, ok := p.ArchivedRange(); ok && last >= start {
+			return last, -1, nil
+		}
 		return -1, -1, nil
 	case MaxTimestamp:
 		o, t, found, err := p.log.MaxTimestamp()
@@ -248,6 +257,11 @@ func (p *Partition) ListOffset(ts int64) (offset, timestamp int64, err error) {
 	}
 	if ts < 0 {
 		return 0, 0, fmt.Errorf("%w: timestamp %d", ErrInvalidRequest, ts)
+	}
+	if p.remoteEnabled() {
+		if o, t, found, err := p.remoteOffsetForTimestamp(ts); err != nil || found {
+			return o, t, err
+		}
 	}
 	o, t, found, err := p.log.OffsetForTimestamp(ts)
 	if err != nil {
@@ -264,6 +278,9 @@ func (p *Partition) ListOffset(ts int64) (offset, timestamp int64, err error) {
 func (p *Partition) DeleteRecords(before int64) (int64, error) {
 	if IsReservedTopic(p.topic.Name) {
 		return -1, errReserved(ErrInvalidTopic, p.topic.Name, "delete records of")
+	}
+	if p.remoteEnabled() {
+		return p.deleteRecordsTiered(before)
 	}
 	low, err := p.log.DeleteRecordsBefore(before)
 	p.pruneTxns()

@@ -39,12 +39,12 @@ func (p *Partition) ReadCommittedBuf(offset int64, maxBytes int, alloc func(n in
 	lso := p.LastStableOffset()
 	r := CommittedRead{LastStableOffset: lso}
 	if offset >= lso {
-		if start, hw := p.log.LogStartOffset(), p.log.HighWatermark(); offset < start || offset > hw {
+		if start, hw := p.LogStartOffset(), p.log.HighWatermark(); offset < start || offset > hw {
 			return r, fmt.Errorf("%w: %d not in [%d, %d]", ErrOffsetOutOfRange, offset, start, hw)
 		}
 		return r, nil
 	}
-	data, err := p.log.ReadBuf(offset, maxBytes, alloc)
+	data, err := p.readTiered(offset, maxBytes, alloc)
 	if err != nil {
 		return r, err
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"strings"
 	"time"
 )
 
@@ -79,6 +80,11 @@ type Config struct {
 	// InternalSegmentBytes is the segment.bytes of the internal topics
 	// (offsets.topic.segment.bytes).
 	InternalSegmentBytes int64 `koanf:"internal-segment-bytes"`
+	// Archive is the tiered storage of topics with
+	// remote.storage.enable=true: file://DIR or s3://BUCKET/PREFIX (the
+	// S3 endpoint and credentials from the AWS_* environment). Empty: no
+	// archive, and remote.storage.enable is stored only.
+	Archive string `koanf:"archive"`
 	// GroupInitialRebalanceDelay holds an empty group's first rebalance
 	// open for more members (group.initial.rebalance.delay.ms).
 	GroupInitialRebalanceDelay time.Duration `koanf:"group-initial-rebalance-delay"`
@@ -183,6 +189,9 @@ func (c Config) Validate() error {
 	}
 	if c.LogCleanerIOMaxBytesPerSecond < 0 {
 		errs = append(errs, fmt.Errorf("log-cleaner-io-max-bytes-per-second %v: must not be negative", c.LogCleanerIOMaxBytesPerSecond))
+	}
+	if c.Archive != "" && !strings.HasPrefix(c.Archive, "file://") && !strings.HasPrefix(c.Archive, "s3://") {
+		errs = append(errs, fmt.Errorf("archive %q: want file://DIR or s3://BUCKET/PREFIX", c.Archive))
 	}
 	if c.InternalSegmentBytes < 4096 || c.InternalSegmentBytes > 1<<31-1 {
 		errs = append(errs, fmt.Errorf("internal-segment-bytes %d: want 4096..2147483647", c.InternalSegmentBytes))

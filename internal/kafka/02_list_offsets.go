@@ -6,11 +6,13 @@ import (
 	"github.com/weirhq/weir/internal/broker"
 )
 
-// ListOffsets v1-7 (v0's old-style multi-offset reply is not served;
+// ListOffsets v1-9 (v0's old-style multi-offset reply is not served;
 // kafka-go, the oldest caller, uses v1). From v2 the isolation level is
-// honoured: read_committed LATEST is the last stable offset.
+// honoured: read_committed LATEST is the last stable offset. v8 and v9
+// change no field: they mark support for -4 (earliest local, KIP-405) and
+// -5 (latest tiered, KIP-1005), which the broker answers at any version.
 func init() {
-	register(api{Key: 2, MinVersion: 1, MaxVersion: 7, Handle: (*Server).handleListOffsets})
+	register(api{Key: 2, MinVersion: 1, MaxVersion: 9, Handle: (*Server).handleListOffsets})
 }
 
 func (s *Server) handleListOffsets(_ *Conn, r kmsg.Request) Reply {

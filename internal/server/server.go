@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/weirhq/weir/internal/archive"
 	"github.com/weirhq/weir/internal/broker"
 	"github.com/weirhq/weir/internal/cloudevents"
 	"github.com/weirhq/weir/internal/commitlog"
@@ -47,6 +48,8 @@ type Server struct {
 	// events is the CloudEvents gateway, served under /events/ and
 	// /subscriptions on the HTTP listener.
 	events *cloudevents.Gateway
+	// archive is the tiered storage, nil without --archive.
+	archive *archive.Archive
 
 	metrics    *metrics.Registry
 	collectors []prometheus.Collector // scrape-time readers of broker and group state
@@ -72,6 +75,13 @@ type Options struct {
 	// Metrics is the registry /metrics serves; default a new one with
 	// the Go runtime and process collectors.
 	Metrics *metrics.Registry
+	// Environ is the process environment as KEY=VALUE pairs, read for
+	// the AWS_* settings of an s3:// archive; only cmd/weir reads the
+	// real one.
+	Environ []string
+	// ArchiveInterval is how often the uploader looks for segments to
+	// archive; default broker.DefaultRemoteInterval (tests shorten it).
+	ArchiveInterval time.Duration
 }
 
 // nodeID is this node's id in Kafka's metadata (Metadata, the partition
@@ -95,7 +105,25 @@ func (s *Server) stages(cfg config.Config, opts Options) []stage {
 		reg    *schema.Registry
 		policy broker.TopicPolicy
 	)
+	var store broker.RemoteStorage
 	return []stage{
+		{name: "archive", start: func() error {
+			if cfg.Archive == "" {
+				return nil
+			}
+			a, err := openArchive(cfg.Archive, opts.Environ, opts.FS, opts.Logger)
+			if err != nil {
+				return err
+			}
+			s.archive, store = a, archiveStore{a}
+			return nil
+		}, stop: func() error {
+			if s.archive == nil {
+				return nil
+			}
+			return s.archive.Backend().Close()
+		}},
+
 		{name: "broker", start: func() error {
 			dur, err := durability(cfg.Durability)
 			if err != nil {
@@ -120,6 +148,8 @@ func (s *Server) stages(cfg config.Config, opts Options) []stage {
 				Logger:                  opts.Logger,
 				LogMetrics:              newLogMetrics(opts.Metrics),
 				Metrics:                 opts.Metrics,
+				Remote:                  store,
+				RemoteInterval:          opts.ArchiveInterval,
 			})
 			if errors.Is(err, broker.ErrDirLocked) {
 				return err // one line that already names the directory and its holder
@@ -207,6 +237,7 @@ func (s *Server) stages(cfg config.Config, opts Options) []stage {
 			}
 			s.events = events
 			mux := s.newHTTPMux()
+			s.addArchiveRoutes(mux)
 			mux.Handle("/events/", events)
 			mux.Handle("/subscriptions", events)
 			mux.Handle("/subscriptions/", events)
