@@ -102,8 +102,17 @@ func startMinio(t *testing.T) *minioServer {
 	c := newS3Client(cfg, Options{}.Defaults())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(minioBucket)}); err != nil {
-		t.Fatalf("create bucket: %v\n%s", err, m.log())
+	// MinIO may answer /minio/health/ready before its object layer is up
+	// (503 XMinioServerNotInitialized): retry until the bucket exists.
+	for {
+		_, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(minioBucket)})
+		if err == nil {
+			break
+		}
+		if !strings.Contains(err.Error(), "XMinioServerNotInitialized") || ctx.Err() != nil {
+			t.Fatalf("create bucket: %v\n%s", err, m.log())
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	return m
 }
@@ -129,7 +138,7 @@ func (m *minioServer) start() {
 	go func(done chan struct{}) { _ = cmd.Wait(); close(done) }(m.done)
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		resp, err := http.Get("http://" + m.addr + "/minio/health/ready")
+		resp, err := http.Get("http://" + m.addr + "/minio/health/cluster")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {

@@ -241,8 +241,15 @@ func checkExactlyOnce(ctx context.Context, t *testing.T, s *Server, parts int) {
 	got := map[int32][]string{}
 	rd := client(t, s, kgo.ConsumeTopics("out"), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	// The committed offsets say how many records there must be: wait for
+	// them (up to 20 s, however loaded the machine), then poll once more
+	// for any beyond.
 	n := int64(0)
-	for idle := 0; idle < 4 && !(n >= total && idle > 0); {
+	deadline := time.Now().Add(20 * time.Second)
+	for idle := 0; ; {
+		if n >= total && idle > 0 || n < total && time.Now().After(deadline) {
+			break
+		}
 		pctx, stop := context.WithTimeout(ctx, 300*time.Millisecond)
 		fs := rd.PollFetches(pctx)
 		stop()
