@@ -209,9 +209,9 @@ func (p *Partition) WaitDurable(ctx context.Context, next int64) error {
 // and ReadBuf are consumers' (any protocol) and are counted in the topic's
 // records and bytes out; internal logs replay with the log's own reads.
 // Offsets below the local log start of a tiered topic are read from the
-// archive.
+// archive; batches compaction emptied are left out (read_compacted.go).
 func (p *Partition) Read(offset int64, maxBytes int) ([]byte, error) {
-	data, err := p.readTiered(offset, maxBytes, nil)
+	data, err := p.readForConsumer(offset, maxBytes, nil, p.log.HighWatermark())
 	p.topic.metrics.out(data)
 	return data, err
 }
@@ -219,7 +219,7 @@ func (p *Partition) Read(offset int64, maxBytes int) ([]byte, error) {
 // ReadBuf is Read into a buffer from alloc(n), which returns an empty
 // slice of capacity at least n; the fetch path recycles its buffers so.
 func (p *Partition) ReadBuf(offset int64, maxBytes int, alloc func(n int) []byte) ([]byte, error) {
-	data, err := p.readTiered(offset, maxBytes, alloc)
+	data, err := p.readForConsumer(offset, maxBytes, alloc, p.log.HighWatermark())
 	p.topic.metrics.out(data)
 	return data, err
 }

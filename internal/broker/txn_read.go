@@ -44,7 +44,7 @@ func (p *Partition) ReadCommittedBuf(offset int64, maxBytes int, alloc func(n in
 		}
 		return r, nil
 	}
-	data, err := p.readTiered(offset, maxBytes, alloc)
+	data, err := p.readForConsumer(offset, maxBytes, alloc, lso)
 	if err != nil {
 		return r, err
 	}
