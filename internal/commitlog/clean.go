@@ -93,6 +93,14 @@ const (
 
 type keyHash [16]byte
 
+// cleanMap is what the first pass learns: each key's last offset, and
+// each producer's last batch (its base offset), the one batch of a
+// producer an emptied batch is kept for.
+type cleanMap struct {
+	keys      map[keyHash]int64
+	lastBatch map[int64]int64
+}
+
 func hashKey(k []byte) keyHash {
 	sum := sha256.Sum256(k)
 	var h keyHash
@@ -146,7 +154,7 @@ func (l *Log) Clean(o CleanOptions) (CleanStats, error) {
 		return st, nil
 	}
 
-	keys := make(map[keyHash]int64)
+	keys := &cleanMap{keys: make(map[keyHash]int64), lastBatch: make(map[int64]int64)}
 	mapped := 0
 	for _, s := range cands {
 		full, err := l.mapSegment(s, keys, &o, &st)
@@ -232,10 +240,13 @@ func eachBatch(s *segment, fn func(h batch.Header, raw []byte) error) error {
 // that the map reached o.MaxKeys inside s: s is then not cleaned (what it
 // added stays valid: those records are in the log, later than any they
 // supersede).
-func (l *Log) mapSegment(s *segment, keys map[keyHash]int64, o *CleanOptions, st *CleanStats) (full bool, err error) {
+func (l *Log) mapSegment(s *segment, m *cleanMap, o *CleanOptions, st *CleanStats) (full bool, err error) {
 	err = eachBatch(s, func(h batch.Header, raw []byte) error {
 		o.Throttle(len(raw))
 		st.BytesRead += int64(len(raw))
+		if h.ProducerID >= 0 {
+			m.lastBatch[h.ProducerID] = h.BaseOffset
+		}
 		if h.Control() || h.Transactional() && o.Aborted != nil && o.Aborted(h) {
 			return nil
 		}
@@ -248,11 +259,11 @@ func (l *Log) mapSegment(s *segment, keys map[keyHash]int64, o *CleanOptions, st
 				continue
 			}
 			k := hashKey(r.Key)
-			if _, ok := keys[k]; !ok && len(keys) >= o.MaxKeys {
+			if _, ok := m.keys[k]; !ok && len(m.keys) >= o.MaxKeys {
 				full = true
 				return errStop
 			}
-			keys[k] = r.Offset(h)
+			m.keys[k] = r.Offset(h)
 		}
 		return nil
 	})
@@ -267,7 +278,7 @@ var errStop = errors.New("stop")
 // cleanGroup rewrites the segments of group into one file without the
 // records keys supersedes and swaps it in; changed is false when nothing
 // was removed from a group of one (its file stays).
-func (l *Log) cleanGroup(group []*segment, keys map[keyHash]int64, tombHorizon int64, o *CleanOptions, st *CleanStats) (changed bool, err error) {
+func (l *Log) cleanGroup(group []*segment, keys *cleanMap, tombHorizon int64, o *CleanOptions, st *CleanStats) (changed bool, err error) {
 	fsys := l.opts.FS
 	tmpName := group[0].path(cleanTmpSuffix)
 	f, err := fsys.Create(tmpName)
@@ -290,7 +301,7 @@ func (l *Log) cleanGroup(group []*segment, keys map[keyHash]int64, tombHorizon i
 				return fmt.Errorf("%w: %s: batch at offset %d: %w", ErrCorrupt, s.path(logSuffix), h.BaseOffset, err)
 			}
 			w.removed += int64(n)
-			return w.batch(h, keep)
+			return w.batch(h, raw, keep)
 		})
 		if err != nil {
 			return false, err
@@ -299,7 +310,7 @@ func (l *Log) cleanGroup(group []*segment, keys map[keyHash]int64, tombHorizon i
 	if err := w.flushGap(); err != nil {
 		return false, err
 	}
-	if w.removed == 0 && len(group) == 1 {
+	if !w.changed && len(group) == 1 {
 		return false, nil
 	}
 	if err := w.f.Sync(); err != nil {
@@ -325,7 +336,9 @@ type cleanWriter struct {
 	pos     int64
 	out     []byte // thin's output buffer
 	removed int64
+	changed bool          // a batch was left out or thinned
 	gap     *batch.Header // the pending run of emptied batches
+	gapSame bool          // the run is one empty batch without a producer
 	gapEnd  int64
 }
 
@@ -339,13 +352,15 @@ func (w *cleanWriter) write(b []byte) error {
 	return nil
 }
 
-// batch writes keep, the batch with header h as thinned (nil: emptied and
-// without a producer, so it joins the pending run).
-func (w *cleanWriter) batch(h batch.Header, keep []byte) error {
+// batch writes keep, the batch with header h and bytes raw as thinned
+// (nil: it goes, and joins the pending run of offsets one empty batch
+// covers).
+func (w *cleanWriter) batch(h batch.Header, raw, keep []byte) error {
 	if keep == nil {
 		if w.gap != nil && w.gapEnd+1 == h.BaseOffset && h.LastOffset()-w.gap.BaseOffset < 1<<31-1 {
 			w.gapEnd = h.LastOffset()
 			w.gap.MaxTimestamp = max(w.gap.MaxTimestamp, h.MaxTimestamp)
+			w.gapSame = false
 			return nil
 		}
 		if err := w.flushGap(); err != nil {
@@ -353,10 +368,16 @@ func (w *cleanWriter) batch(h batch.Header, keep []byte) error {
 		}
 		g := h
 		w.gap, w.gapEnd = &g, h.LastOffset()
+		// A run of one empty batch without a producer is written back as
+		// it was.
+		w.gapSame = h.NumRecords == 0 && h.ProducerID < 0
 		return nil
 	}
 	if err := w.flushGap(); err != nil {
 		return err
+	}
+	if &keep[0] != &raw[0] {
+		w.changed = true
 	}
 	return w.write(keep)
 }
@@ -364,6 +385,9 @@ func (w *cleanWriter) batch(h batch.Header, keep []byte) error {
 func (w *cleanWriter) flushGap() error {
 	if w.gap == nil {
 		return nil
+	}
+	if !w.gapSame {
+		w.changed = true
 	}
 	g := *w.gap
 	g.LastOffsetDelta = int32(w.gapEnd - g.BaseOffset)
@@ -378,10 +402,21 @@ func (w *cleanWriter) flushGap() error {
 
 // thin returns the batch without the records keys supersedes (raw itself
 // when nothing goes; a new batch in *out when some do; nil when the batch
-// goes entirely and has no producer to remember) and how many went.
-func thin(h batch.Header, raw []byte, keys map[keyHash]int64, tombHorizon int64, o *CleanOptions, out *[]byte) ([]byte, int, error) {
-	if h.Control() || h.NumRecords == 0 {
+// goes entirely) and how many records went. A batch left without records
+// stays, empty and uncompressed, only when it is its producer's last (so
+// the producer's sequence range is still known after a restart, as Kafka
+// keeps it); otherwise it goes, and the cleaned file covers its offsets
+// with one empty batch over the run it belongs to. Control batches stay.
+func thin(h batch.Header, raw []byte, m *cleanMap, tombHorizon int64, o *CleanOptions, out *[]byte) ([]byte, int, error) {
+	if h.Control() {
 		return raw, 0, nil
+	}
+	last := h.ProducerID >= 0 && m.lastBatch[h.ProducerID] == h.BaseOffset
+	if h.NumRecords == 0 {
+		if last {
+			return raw, 0, nil
+		}
+		return nil, 0, nil // an empty batch of an earlier clean: joins the run
 	}
 	_, recs, err := batch.RecordsCompacted(raw, maxCleanBatchBytes)
 	if err != nil {
@@ -394,7 +429,7 @@ func thin(h batch.Header, raw []byte, keys map[keyHash]int64, tombHorizon int64,
 		case aborted:
 		case r.Key == nil:
 			kept = append(kept, r)
-		case keys[hashKey(r.Key)] != r.Offset(h):
+		case m.keys[hashKey(r.Key)] != r.Offset(h):
 			// superseded by a later record of the key
 		case r.Value == nil && h.MaxTimestamp < tombHorizon:
 			// a tombstone past delete.retention.ms
@@ -406,10 +441,14 @@ func thin(h batch.Header, raw []byte, keys map[keyHash]int64, tombHorizon int64,
 	if n == 0 {
 		return raw, 0, nil
 	}
-	if len(kept) == 0 && h.ProducerID < 0 {
+	if len(kept) == 0 && !last {
 		return nil, n, nil
 	}
-	b := batch.NewBuilder(batch.BuildOptions{Codec: h.Codec(), BaseOffset: h.BaseOffset,
+	codec := h.Codec()
+	if len(kept) == 0 {
+		codec = batch.CodecNone // as Kafka writes empty batches
+	}
+	b := batch.NewBuilder(batch.BuildOptions{Codec: codec, BaseOffset: h.BaseOffset,
 		PartitionLeaderEpoch: h.PartitionLeaderEpoch, BaseTimestamp: h.BaseTimestamp, LogAppendTime: h.LogAppendTime(),
 		HasProducer: h.ProducerID >= 0, ProducerID: h.ProducerID, ProducerEpoch: h.ProducerEpoch, BaseSequence: h.BaseSequence,
 		Transactional: h.Transactional(), Thinned: &h})
