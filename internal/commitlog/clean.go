@@ -99,6 +99,7 @@ type keyHash [16]byte
 type cleanMap struct {
 	keys      map[keyHash]int64
 	lastBatch map[int64]int64
+	buf       []byte // the batch read buffer, shared by both passes
 }
 
 func hashKey(k []byte) keyHash {
@@ -209,12 +210,13 @@ func groupSegments(segs []*segment, maxBytes int64) [][]*segment {
 	return out
 }
 
-// eachBatch calls fn with every batch of the sealed segment s, in order.
-// The slice is reused between calls.
-func eachBatch(s *segment, fn func(h batch.Header, raw []byte) error) error {
+// eachBatch calls fn with every batch of the sealed segment s, in order,
+// read into *bufp (grown as needed and kept for the next call).
+func eachBatch(s *segment, bufp *[]byte, fn func(h batch.Header, raw []byte) error) error {
 	end := s.size.Load()
 	hdr := make([]byte, batch.HeaderSize)
-	var buf []byte
+	buf := *bufp
+	defer func() { *bufp = buf }()
 	for pos := int64(0); pos < end; {
 		h, err := readHeader(s.f, pos, hdr)
 		if err != nil {
@@ -241,7 +243,7 @@ func eachBatch(s *segment, fn func(h batch.Header, raw []byte) error) error {
 // added stays valid: those records are in the log, later than any they
 // supersede).
 func (l *Log) mapSegment(s *segment, m *cleanMap, o *CleanOptions, st *CleanStats) (full bool, err error) {
-	err = eachBatch(s, func(h batch.Header, raw []byte) error {
+	err = eachBatch(s, &m.buf, func(h batch.Header, raw []byte) error {
 		o.Throttle(len(raw))
 		st.BytesRead += int64(len(raw))
 		if h.ProducerID >= 0 {
@@ -295,7 +297,9 @@ func (l *Log) cleanGroup(group []*segment, keys *cleanMap, tombHorizon int64, o 
 		}
 	}()
 	for _, s := range group {
-		err = eachBatch(s, func(h batch.Header, raw []byte) error {
+		err = eachBatch(s, &keys.buf, func(h batch.Header, raw []byte) error {
+			o.Throttle(len(raw))
+			st.BytesRead += int64(len(raw))
 			keep, n, err := thin(h, raw, keys, tombHorizon, o, &w.out)
 			if err != nil {
 				return fmt.Errorf("%w: %s: batch at offset %d: %w", ErrCorrupt, s.path(logSuffix), h.BaseOffset, err)
