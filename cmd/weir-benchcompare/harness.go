@@ -33,6 +33,7 @@ type proc struct {
 	kind  string
 	cmd   *exec.Cmd
 	addr  string
+	http  string // Weir's HTTP address (/metrics); "" for other kinds
 	dir   string
 	ready time.Duration // from exec to "ready"
 	exit  chan error
@@ -92,12 +93,12 @@ func (h *harness) start(kind, dir, addr, tag string) (*proc, error) {
 	go func() { p.exit <- cmd.Wait() }()
 	select {
 	case l := <-line:
-		a, ok := strings.CutPrefix(l, "ready ")
-		if !ok {
+		a, web, err := parseReady(l)
+		if err != nil {
 			p.kill()
-			return nil, fmt.Errorf("%s: unexpected output %q", kind, l)
+			return nil, fmt.Errorf("%s: %w", kind, err)
 		}
-		p.addr, p.ready = a, time.Since(begin)
+		p.addr, p.http, p.ready = a, web, time.Since(begin)
 	case err := <-p.exit:
 		p.exit <- err
 		return nil, fmt.Errorf("%s exited before serving: %v", kind, err)
@@ -106,6 +107,25 @@ func (h *harness) start(kind, dir, addr, tag string) (*proc, error) {
 		return nil, fmt.Errorf("%s did not start within 5 minutes", kind)
 	}
 	return p, nil
+}
+
+// parseReady reads a peer's first line: "ready ADDR", from Weir "ready
+// ADDR http=HTTPADDR" (a peer built from older sources prints the first
+// form for Weir too).
+func parseReady(l string) (addr, http string, err error) {
+	rest, ok := strings.CutPrefix(l, "ready ")
+	f := strings.Fields(rest)
+	if !ok || len(f) == 0 {
+		return "", "", fmt.Errorf("unexpected output %q", l)
+	}
+	for _, kv := range f[1:] {
+		v, ok := strings.CutPrefix(kv, "http=")
+		if !ok {
+			return "", "", fmt.Errorf("unexpected output %q", l)
+		}
+		http = v
+	}
+	return f[0], http, nil
 }
 
 // stop ends p gracefully (SIGTERM), killing it after a minute.

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
@@ -23,14 +24,20 @@ import (
 
 // kinds are the brokers a peer process can run.
 var kinds = []string{
-	"weir-always", "weir-never",
+	"weir-always", "weir-never", "weir-cleaner-busy", "weir-cleaner-idle",
 	"kfake-mem", "kfake-dir", "kfake-sync",
 	"null-ack", "null-file", "null-fsync", "null-file-pp", "null-fsync-pp",
 }
 
 // peerMain runs one broker in this process until SIGTERM: Weir (exactly
 // as `weir serve` starts it, through server.Start), franz-go's kfake, or
-// the null broker. It prints "ready ADDR" on stdout once it serves.
+// the null broker. It prints "ready ADDR" on stdout once it serves, Weir
+// "ready ADDR http=HTTPADDR" (its /metrics).
+//
+// weir-cleaner-busy and weir-cleaner-idle are weir-always with the log
+// cleaner looking for work every 100 ms (`weir serve
+// --log-cleaner-backoff 100ms`) or every hour (never, in a run), both
+// with --log-retention-check-interval 200ms, for the compact workload.
 func peerMain(args []string) error {
 	fs := flag.NewFlagSet("peer", flag.ExitOnError)
 	kind := fs.String("kind", "", "broker to run: "+fmt.Sprint(kinds))
@@ -59,11 +66,11 @@ func peerMain(args []string) error {
 	defer stop()
 
 	var (
-		listen string
-		closer func() error
+		listen, http string
+		closer       func() error
 	)
 	switch *kind {
-	case "weir-always", "weir-never":
+	case "weir-always", "weir-never", "weir-cleaner-busy", "weir-cleaner-idle":
 		cfg := config.Defaults()
 		cfg.DataDir = *dir
 		cfg.KafkaAddr = *addr
@@ -71,15 +78,20 @@ func peerMain(args []string) error {
 		cfg.RegistryAddr = "127.0.0.1:0"
 		cfg.LogLevel = "warn"
 		cfg.Durability = config.DurabilityAlways
-		if *kind == "weir-never" {
+		switch *kind {
+		case "weir-never":
 			cfg.Durability = config.DurabilityNever
+		case "weir-cleaner-busy":
+			cfg.LogCleanerBackoff, cfg.LogRetentionCheckInterval = 100*time.Millisecond, 200*time.Millisecond
+		case "weir-cleaner-idle":
+			cfg.LogCleanerBackoff, cfg.LogRetentionCheckInterval = time.Hour, 200*time.Millisecond
 		}
 		logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 		srv, err := server.Start(cfg, server.Options{Logger: logger})
 		if err != nil {
 			return err
 		}
-		listen, closer = srv.KafkaAddr(), srv.Close
+		listen, http, closer = srv.KafkaAddr(), srv.HTTPAddr(), srv.Close
 	case "kfake-mem", "kfake-dir", "kfake-sync":
 		_, p, err := net.SplitHostPort(*addr)
 		if err != nil {
@@ -115,6 +127,9 @@ func peerMain(args []string) error {
 		listen, closer = s.Addr(), s.Close
 	default:
 		return fmt.Errorf("peer: -kind %q: want one of %v", *kind, kinds)
+	}
+	if http != "" {
+		listen += " http=" + http
 	}
 	fmt.Printf("ready %s\n", listen)
 	<-ctx.Done()

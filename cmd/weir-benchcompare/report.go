@@ -102,6 +102,9 @@ func (r *report) write(w io.Writer) error {
 	for _, wl := range r.workloads {
 		fmt.Fprintf(&b, "\n#### %s\n\n", wl.title)
 		fmt.Fprintf(&b, "`%s`\n\n", wl.command)
+		if wl.note != "" {
+			fmt.Fprintf(&b, "%s\n\n", wl.note)
+		}
 		head := []string{"Target"}
 		for _, m := range wl.metrics {
 			head = append(head, m.label)
@@ -133,6 +136,10 @@ func (r *report) write(w io.Writer) error {
 	return err
 }
 
+// maxNoise is the widest spread of runs (max/min) a "within noise" goal
+// is judged on.
+const maxNoise = 2.0
+
 // goal is one target of the issue, evaluated on medians.
 type goal struct {
 	name     string
@@ -141,6 +148,9 @@ type goal struct {
 	want     string
 	ok       bool
 	context  bool // not a target: a ceiling or floor to read one by
+	// inconclusive: the runs were too far apart for the goal to tell
+	// (reported as such, neither met nor missed).
+	inconclusive bool
 }
 
 func (r *report) goals() string {
@@ -233,6 +243,43 @@ func (r *report) goals() string {
 	peer("Transactions of 100 records: Weir vs kfake+SyncWrites", "txn", "weir-always", "t100_rps", "kfake-sync", "t100_rps", "rec/s")
 	peer("Commit p50, 1,000-record transactions: Weir vs kfake+SyncWrites", "txn", "weir-always", "t1000_p50", "kfake-sync", "t1000_p50", "ms")
 	peer("Commit p99, 1,000-record transactions: Weir vs kfake+SyncWrites", "txn", "weir-always", "t1000_p99", "kfake-sync", "t1000_p99", "ms")
+	// Compaction (issue 16): "no visible effect on produce p99 beyond
+	// noise" with the cleaner busy vs idle. Noise is how far the idle
+	// broker's own runs fell apart (max/min of its per-run values); past
+	// maxNoise the goal is reported inconclusive.
+	busyIdle := func(name, key, unit string, judged bool) {
+		const wl, busy, idle = "compact", "weir-cleaner-busy", "weir-cleaner-idle"
+		if !have(wl, busy, key) || !have(wl, idle, key) {
+			return
+		}
+		vb, vi := r.median(wl, busy, key), r.median(wl, idle, key)
+		n := noise(r.values(wl, idle, key))
+		g := goal{name: name, measured: fmt.Sprintf("%s vs %s %s", num(vb), num(vi), unit), value: vb / vi}
+		switch {
+		case math.IsNaN(n):
+			g.want, g.context = "(no spread: one run)", true
+		case !judged:
+			g.want, g.context = fmt.Sprintf("(idle runs' spread %.2f×)", n), true
+		default:
+			g.want, g.ok = fmt.Sprintf("≤ %.2f× (idle runs' spread)", n), g.value <= n
+			// Noise wider than 2× would hide any effect worth the name.
+			g.inconclusive = n > maxNoise
+		}
+		gs = append(gs, g)
+	}
+	busyIdle(fmt.Sprintf("Produce p99 at %d rec/s: cleaner busy vs idle (Weir)", r.s.compactRate), "ack_p99", "ms", true)
+	busyIdle(fmt.Sprintf("Produce p99.9 at %d rec/s: cleaner busy vs idle (Weir)", r.s.compactRate), "ack_p999", "ms", false)
+	busyIdle(fmt.Sprintf("Produce p50 at %d rec/s: cleaner busy vs idle (Weir)", r.s.compactRate), "ack_p50", "ms", false)
+	busyIdle("Max-rate produce: cleaner busy vs idle (Weir)", "sat_mbps", "MB/s", false)
+	busyIdle(fmt.Sprintf("Broker CPU at %d rec/s: cleaner busy vs idle (Weir)", r.s.compactRate), "rate_cpu_pct", "% of a core", false)
+	if have("compact", "weir-cleaner-busy", "clean_mbps") {
+		m := func(k string) string { return num(r.median("compact", "weir-cleaner-busy", k)) }
+		gs = append(gs,
+			goal{name: fmt.Sprintf("Cleaner throughput while producing at %d rec/s (busy)", r.s.compactRate), value: math.NaN(), want: "(measured)", context: true,
+				measured: fmt.Sprintf("%s MB/s read, %s MB/s written, %s records removed/s, %s cleans", m("clean_mbps"), m("clean_write_mbps"), m("removed_per_s"), m("cleans"))},
+			goal{name: "Cleaner throughput while producing at max rate (busy)", value: math.NaN(), want: "(measured)", context: true,
+				measured: fmt.Sprintf("%s MB/s read", m("sat_clean_mbps"))})
+	}
 	absolute(fmt.Sprintf("Memory per idle partition (%d partitions)", r.s.idleParts), "idle", "weir-always", "kib_per_partition", "KiB", 10, "≤ 10 KiB (100 MB for 10,000)")
 	absolute("Restart after kill -9 to serving", "restart", "weir-always", "serving_s", "s", 2, "< 2 s")
 	// Before/after, when an older build ran beside (-base).
@@ -258,6 +305,8 @@ func (r *report) goals() string {
 		switch {
 		case g.context:
 			met = "–"
+		case g.inconclusive:
+			met = "inconclusive (noise)"
 		case g.ok:
 			met = "yes"
 		}

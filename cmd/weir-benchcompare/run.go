@@ -26,7 +26,7 @@ func runMain(args []string) error {
 	var s settings
 	weir := fs.String("weir", "bin/weir", "the weir CLI (for `weir bench`)")
 	tmp := fs.String("tmp", "", "directory for the brokers' data (default: a new one under $TMPDIR)")
-	only := fs.String("only", "", "comma-separated workloads to run (default all): durable,pagecache,e2e,catchup,partitions,txn,idle,restart")
+	only := fs.String("only", "", "comma-separated workloads to run (default all): durable,pagecache,e2e,catchup,partitions,txn,compact,idle,restart")
 	out := fs.String("out", "", "also write the report (markdown) to this file")
 	profile := fs.String("profile", "", "write CPU and allocation profiles of every Weir run to this directory")
 	targets := fs.String("targets", "", "comma-separated targets to run (default all of each workload's), e.g. weir-always,kfake-sync")
@@ -40,6 +40,7 @@ func runMain(args []string) error {
 	fs.Int64Var(&s.restartBytes, "restart-bytes", 10e9, "bytes written before the kill -9 restarts")
 	fs.IntVar(&s.idleParts, "idle-partitions", 10000, "partitions of the idle-memory run")
 	fs.IntVar(&s.manyParts, "many-partitions", 1000, "partitions of the many-partition run")
+	fs.IntVar(&s.compactRate, "compact-rate", 20000, "records/s of the compact workload's latency run")
 	_ = fs.Parse(args)
 
 	self, err := os.Executable()
@@ -73,8 +74,9 @@ func runMain(args []string) error {
 		if *only != "" && !slices.Contains(strings.Split(*only, ","), w.name) {
 			continue
 		}
-		if h.base != "" && w.name != "idle" {
-			// Each Weir target runs right before its older build.
+		if h.base != "" && w.name != "idle" && w.name != "compact" {
+			// Each Weir target runs right before its older build (not
+			// for compact: older peers lack its broker kinds).
 			var ts []string
 			for _, t := range w.targets {
 				ts = append(ts, t)
@@ -108,7 +110,11 @@ func runMain(args []string) error {
 				}
 				continue
 			}
-			for _, t := range w.targets {
+			ts := w.targets
+			if w.rotate {
+				ts = rotated(ts, rep)
+			}
+			for _, t := range ts {
 				v, err := runOne(ctx, h, s, w, t, rep)
 				if err != nil {
 					return fmt.Errorf("%s %s rep %d: %w", w.name, t, rep, err)

@@ -22,6 +22,7 @@ type settings struct {
 	restartBytes int64 // bytes in the log before the kill -9 restarts
 	idleParts    int   // partitions of the idle-memory measurement
 	manyParts    int   // partitions of the many-partition throughput run
+	compactRate  int   // records/s of the compact workload's latency run
 }
 
 // metric is one figure a workload reports per run.
@@ -35,11 +36,15 @@ type metric struct {
 type workload struct {
 	name, title string
 	command     string // the weir bench command, for the report
+	note        string // said under the command in the report; "" for nothing
 	targets     []string
 	metrics     []metric
 	// perRun is the metric whose every run the table lists (default: the
 	// first).
 	perRun string
+	// rotate runs the targets in an order rotated per repetition (A, B;
+	// B, A; …), so that none always follows the same one.
+	rotate bool
 	// run measures one broker that is up and empty; rep counts from 1.
 	run func(ctx context.Context, h *harness, s settings, p *proc, rep int) (map[string]float64, error)
 	// custom replaces the standard start/run/stop cycle.
@@ -108,6 +113,7 @@ func workloads(s settings) []workload {
 			metrics: txnMetrics, perRun: "t1000_vs_idem",
 			run: txnRun,
 		},
+		compactWorkload(s),
 		{
 			name: "idle", title: fmt.Sprintf("Memory of %d idle partitions", s.idleParts),
 			command: fmt.Sprintf("create a topic of %d partitions, no traffic", s.idleParts),
