@@ -345,7 +345,12 @@ func (p *Partition) AbortedTransactions(from, to int64) []AbortedTxn {
 
 // pruneTxns drops index entries below the log start, after retention or
 // DeleteRecords moved it.
-func (p *Partition) pruneTxns() { p.txns.prune(p.log.LogStartOffset()) }
+//
+// The start is the one readers see: for a tiered topic the archive's, so
+// read_committed reads of archived offsets still get their aborted
+// transactions (while the node runs: the index is rebuilt from the local
+// log at start, so after a restart archived ranges have none).
+func (p *Partition) pruneTxns() { p.txns.prune(p.LogStartOffset()) }
 
 // loadMarker applies the control batch h found at open.
 func (p *Partition) loadMarker(h batch.Header) error {
