@@ -59,7 +59,7 @@ soak:
 # bench-compare: Weir side by side with franz-go's kfake (in memory, DataDir,
 # DataDir+SyncWrites) and the null-broker ceilings, the same workloads one
 # after the other, interleaved repetitions, one table of medians and ratios
-# (docs/benchmarks.md, "Side by side"). About 19-22 minutes on 2 cores and
+# (docs/benchmarks.md, "Side by side"). About 21-25 minutes on 2 cores and
 # 11 GB of scratch disk under $TMPDIR. Flags through BENCH_COMPARE_FLAGS,
 # e.g. BENCH_COMPARE_FLAGS="-only durable,e2e -reps 5 -profile /tmp/prof".
 BENCH_COMPARE_FLAGS ?=

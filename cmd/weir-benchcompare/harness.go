@@ -162,6 +162,31 @@ func (p *proc) cpu() float64 {
 	return (ut + st) / clockTicks
 }
 
+// readBytes returns the bytes p has read through read(2) and pread(2)
+// so far, from the page cache or the disk (rchar of /proc/<pid>/io); -1
+// when it cannot be read.
+func (p *proc) readBytes() int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", p.cmd.Process.Pid))
+	if err != nil {
+		return -1
+	}
+	return parseRchar(string(b))
+}
+
+// parseRchar reads the rchar line of /proc/<pid>/io; -1 without one.
+func parseRchar(s string) int64 {
+	for l := range strings.SplitSeq(s, "\n") {
+		if v, ok := strings.CutPrefix(l, "rchar:"); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				return -1
+			}
+			return n
+		}
+	}
+	return -1
+}
+
 // clockTicks is USER_HZ, 100 on every Linux architecture Go supports.
 const clockTicks = 100
 

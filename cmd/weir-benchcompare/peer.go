@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"strconv"
@@ -24,7 +25,7 @@ import (
 
 // kinds are the brokers a peer process can run.
 var kinds = []string{
-	"weir-always", "weir-never", "weir-cleaner-busy", "weir-cleaner-idle",
+	"weir-always", "weir-never", "weir-cleaner-busy", "weir-cleaner-idle", "weir-archive-off", "weir-archive-on",
 	"kfake-mem", "kfake-dir", "kfake-sync",
 	"null-ack", "null-file", "null-fsync", "null-file-pp", "null-fsync-pp",
 }
@@ -38,6 +39,10 @@ var kinds = []string{
 // cleaner looking for work every 100 ms (`weir serve
 // --log-cleaner-backoff 100ms`) or every hour (never, in a run), both
 // with --log-retention-check-interval 200ms, for the compact workload.
+//
+// weir-archive-off and weir-archive-on are weir-always with the data in
+// DIR/data, the second with `--archive file://DIR/archive` (the same
+// disk), for the archive workload.
 func peerMain(args []string) error {
 	fs := flag.NewFlagSet("peer", flag.ExitOnError)
 	kind := fs.String("kind", "", "broker to run: "+fmt.Sprint(kinds))
@@ -70,7 +75,7 @@ func peerMain(args []string) error {
 		closer       func() error
 	)
 	switch *kind {
-	case "weir-always", "weir-never", "weir-cleaner-busy", "weir-cleaner-idle":
+	case "weir-always", "weir-never", "weir-cleaner-busy", "weir-cleaner-idle", "weir-archive-off", "weir-archive-on":
 		cfg := config.Defaults()
 		cfg.DataDir = *dir
 		cfg.KafkaAddr = *addr
@@ -85,6 +90,14 @@ func peerMain(args []string) error {
 			cfg.LogCleanerBackoff, cfg.LogRetentionCheckInterval = 100*time.Millisecond, 200*time.Millisecond
 		case "weir-cleaner-idle":
 			cfg.LogCleanerBackoff, cfg.LogRetentionCheckInterval = time.Hour, 200*time.Millisecond
+		case "weir-archive-off":
+			cfg.DataDir = filepath.Join(*dir, "data")
+		case "weir-archive-on":
+			abs, err := filepath.Abs(*dir)
+			if err != nil {
+				return err
+			}
+			cfg.DataDir, cfg.Archive = filepath.Join(abs, "data"), "file://"+filepath.Join(abs, "archive")
 		}
 		logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 		srv, err := server.Start(cfg, server.Options{Logger: logger})

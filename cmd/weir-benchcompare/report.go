@@ -280,6 +280,9 @@ func (r *report) goals() string {
 			goal{name: "Cleaner throughput while producing at max rate (busy)", value: math.NaN(), want: "(measured)", context: true,
 				measured: fmt.Sprintf("%s MB/s read", m("sat_clean_mbps"))})
 	}
+	// Tiered storage (issue 16): publish with archiving on vs off, and
+	// the catch-up read from the archive vs local.
+	gs = append(gs, r.archiveGoals()...)
 	absolute(fmt.Sprintf("Memory per idle partition (%d partitions)", r.s.idleParts), "idle", "weir-always", "kib_per_partition", "KiB", 10, "≤ 10 KiB (100 MB for 10,000)")
 	absolute("Restart after kill -9 to serving", "restart", "weir-always", "serving_s", "s", 2, "< 2 s")
 	// Before/after, when an older build ran beside (-base).

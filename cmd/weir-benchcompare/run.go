@@ -26,7 +26,7 @@ func runMain(args []string) error {
 	var s settings
 	weir := fs.String("weir", "bin/weir", "the weir CLI (for `weir bench`)")
 	tmp := fs.String("tmp", "", "directory for the brokers' data (default: a new one under $TMPDIR)")
-	only := fs.String("only", "", "comma-separated workloads to run (default all): durable,pagecache,e2e,catchup,partitions,txn,compact,idle,restart")
+	only := fs.String("only", "", "comma-separated workloads to run (default all): durable,pagecache,e2e,catchup,partitions,txn,compact,archive,idle,restart")
 	out := fs.String("out", "", "also write the report (markdown) to this file")
 	profile := fs.String("profile", "", "write CPU and allocation profiles of every Weir run to this directory")
 	targets := fs.String("targets", "", "comma-separated targets to run (default all of each workload's), e.g. weir-always,kfake-sync")
@@ -41,6 +41,7 @@ func runMain(args []string) error {
 	fs.IntVar(&s.idleParts, "idle-partitions", 10000, "partitions of the idle-memory run")
 	fs.IntVar(&s.manyParts, "many-partitions", 1000, "partitions of the many-partition run")
 	fs.IntVar(&s.compactRate, "compact-rate", 20000, "records/s of the compact workload's latency run")
+	fs.Int64Var(&s.archiveBacklog, "archive-backlog", 1e9, "bytes of each catch-up topic of the archive workload")
 	_ = fs.Parse(args)
 
 	self, err := os.Executable()
@@ -74,9 +75,10 @@ func runMain(args []string) error {
 		if *only != "" && !slices.Contains(strings.Split(*only, ","), w.name) {
 			continue
 		}
-		if h.base != "" && w.name != "idle" && w.name != "compact" {
+		if h.base != "" && w.name != "idle" && w.name != "compact" && w.name != "archive" {
 			// Each Weir target runs right before its older build (not
-			// for compact: older peers lack its broker kinds).
+			// for compact and archive: older peers lack their broker
+			// kinds).
 			var ts []string
 			for _, t := range w.targets {
 				ts = append(ts, t)

@@ -23,6 +23,9 @@ type settings struct {
 	idleParts    int   // partitions of the idle-memory measurement
 	manyParts    int   // partitions of the many-partition throughput run
 	compactRate  int   // records/s of the compact workload's latency run
+	// archiveBacklog is the bytes of each catch-up topic of the archive
+	// workload.
+	archiveBacklog int64
 }
 
 // metric is one figure a workload reports per run.
@@ -114,6 +117,7 @@ func workloads(s settings) []workload {
 			run: txnRun,
 		},
 		compactWorkload(s),
+		archiveWorkload(s),
 		{
 			name: "idle", title: fmt.Sprintf("Memory of %d idle partitions", s.idleParts),
 			command: fmt.Sprintf("create a topic of %d partitions, no traffic", s.idleParts),
