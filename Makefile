@@ -45,14 +45,21 @@ clean:
 	rm -rf bin weir-data
 
 # soak: the crash, fault and load tests of docs/guarantees.md at length:
-# SOAK_CYCLES kill -9 cycles of the real binary, SOAK_SEEDS power-loss
-# seeds of 1,000 steps, and the connection tests at full scale without the
-# race detector (10,000 idle connections).
+# SOAK_CYCLES kill -9 cycles of the real binary (a fifth of them on a
+# tiered topic uploading to an archive), SOAK_SEEDS power-loss seeds of
+# 1,000 steps, the connection tests at full scale without the race
+# detector (10,000 idle connections), and tiered storage at the issue's
+# size: SOAK_ARCHIVE_MB through the archive and back with franz-go, kcat
+# and kafkajs, and an object store outage of SOAK_ARCHIVE_OUTAGE.
 SOAK_CYCLES ?= 1000
 SOAK_SEEDS  ?= 50
+SOAK_ARCHIVE_MB ?= 1024
+SOAK_ARCHIVE_OUTAGE ?= 60s
 .PHONY: soak
 soak:
 	WEIRTEST_SOAK_CYCLES=$(SOAK_CYCLES) $(GO) test -count=1 -timeout 6h -v -run '^TestKillLoop' ./test/e2e/
+	WEIRTEST_ARCHIVE_MB=$(SOAK_ARCHIVE_MB) $(GO) test -count=1 -timeout 2h -v -run '^TestArchiveReadThrough' ./test/e2e/
+	WEIRTEST_ARCHIVE_OUTAGE=$(SOAK_ARCHIVE_OUTAGE) $(GO) test -count=1 -timeout 1h -v -run '^TestArchiveS3Faults$$' ./internal/server/
 	WEIRTEST_POWERLOSS_SEEDS=$(SOAK_SEEDS) WEIRTEST_POWERLOSS_STEPS=1000 $(GO) test -count=1 -timeout 6h -run '^TestPowerLoss' ./internal/broker/
 	$(GO) test -count=1 -timeout 1h -v -run '^(TestIdleConnections|TestSlowLoris|TestConnectFlood|TestStoppedConsumer|TestProducersFasterThanDisk|TestHostile.*)$$' ./internal/kafka/
 

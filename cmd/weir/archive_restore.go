@@ -27,7 +27,8 @@ func newArchiveRestoreCmd(a *app) *cobra.Command {
 		Long: `Copy TOPIC's committed records into NEWTOPIC, partition for partition, with their keys,
 values, headers and timestamps, in order: the compliance and incident-replay case for an archived
 topic, whose old records are read back from the archive. NEWTOPIC is created with TOPIC's partition
-count and must not exist. --from-time and --to-time bound the copy by record timestamp (the first
+count and retention.ms=-1 (the records keep their original timestamps, which time-based retention would
+otherwise delete at once; change it with weir topic alter-config) and must not exist. --from-time and --to-time bound the copy by record timestamp (the first
 record at or after --from-time, up to the first at or after --to-time); times take the forms of
 weir consume --from (RFC 3339, a date, @<Unix ms>, or a duration ago such as -24h).`,
 		Example: `  weir archive restore orders --to orders-incident-42 --from-time 2026-12-01T10:00:00Z --to-time 2026-12-01T11:00:00Z`,
@@ -111,7 +112,11 @@ func (a *app) restore(ctx context.Context, src, dst string, from, until int64) (
 	if err != nil {
 		return nil, a.explain("list offsets", err)
 	}
-	resp, err := adm.CreateTopic(actx, int32(parts), -1, nil, dst)
+	// Restored records keep their timestamps: with the default
+	// retention.ms, records older than a week would be deleted by the
+	// next retention pass.
+	keep := "-1"
+	resp, err := adm.CreateTopic(actx, int32(parts), -1, map[string]*string{"retention.ms": &keep}, dst)
 	if err == nil {
 		err = resp.Err
 	}

@@ -66,6 +66,15 @@ func TestArchiveRestore(t *testing.T) {
 	if !strings.Contains(r.stdout, "Restored 18 records of src into dst.") {
 		t.Fatalf("restore printed:\n%s", r.stdout)
 	}
+	// The restored records are days old: the new topic keeps them
+	// (retention.ms=-1), or the next retention pass would delete them.
+	rcs, err := kadm.NewClient(cl).DescribeTopicConfigs(ctx, "dst")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc, err := rcs.On("dst", nil); err != nil || !hasConfig(rc.Configs, "retention.ms", "-1") {
+		t.Fatalf("dst configs: %v %+v", err, rc.Configs)
+	}
 	rd, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.ConsumeTopics("dst"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	if err != nil {
@@ -110,4 +119,14 @@ func TestArchiveRestore(t *testing.T) {
 			t.Errorf("%s: %q, want %q", tc.line, r.message(), tc.want)
 		}
 	}
+}
+
+// hasConfig reports whether configs sets name to value.
+func hasConfig(configs []kadm.Config, name, value string) bool {
+	for _, c := range configs {
+		if c.Key == name && c.Value != nil && *c.Value == value {
+			return true
+		}
+	}
+	return false
 }

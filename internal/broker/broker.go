@@ -171,7 +171,12 @@ type Broker struct {
 	remoteCache *segmentCache
 	tierMu      sync.Mutex // one uploader pass at a time
 	lagSegments atomic.Int64
-	tierDone    chan struct{}
+	// pendingSince is when the uploader first saw the longest-waiting
+	// unarchived sealed segment (Unix ns, 0: none waits); uploadErr is the
+	// last failed upload (uploader.go, ArchiveHealth).
+	pendingSince atomic.Int64
+	uploadErr    atomic.Pointer[tierError]
+	tierDone     chan struct{}
 }
 
 // Topic is a named set of partitions with configs.

@@ -47,7 +47,7 @@ func remoteCtx() (context.Context, context.CancelFunc) {
 
 type tierMetrics struct {
 	bytes, segments, failures, remoteRead prometheus.Counter
-	lagSegments, lagSeconds               prometheus.Gauge
+	lagSegments, lagSeconds, waitSeconds  prometheus.Gauge
 }
 
 func newTierMetrics(r *metrics.Registry) *tierMetrics {
@@ -61,6 +61,8 @@ func newTierMetrics(r *metrics.Registry) *tierMetrics {
 			"Sealed segments of tiered topics not yet in the archive, over all partitions."),
 		lagSeconds: r.Gauge("weir_archive_lag_seconds",
 			"Age of the newest record in the oldest sealed segment not yet in the archive (0 when none lags)."),
+		waitSeconds: r.Gauge("weir_archive_pending_seconds",
+			"How long the longest-waiting sealed segment not yet in the archive has waited, since the uploader first saw it (0 when none waits)."),
 	}
 }
 
@@ -69,6 +71,20 @@ func newTierMetrics(r *metrics.Registry) *tierMetrics {
 type tierState struct {
 	fails   int
 	retryAt time.Time
+	// pending are the sealed segments not yet archived as of the last
+	// pass, by base offset, each with when a pass first saw it.
+	pending []pendingSegment
+}
+
+type pendingSegment struct {
+	base  int64
+	since time.Time
+}
+
+// tierError is a failed upload and when it happened.
+type tierError struct {
+	err error
+	at  time.Time
 }
 
 func (b *Broker) tierLoop() {
@@ -130,6 +146,7 @@ func (b *Broker) TierOnce(ctx context.Context) {
 					st.fails, st.retryAt = 0, time.Time{}
 					return
 				}
+				b.uploadErr.Store(&tierError{err: fmt.Errorf("%s-%d: %w", p.topic.Name, p.index, err), at: b.opts.Now()})
 				st.fails++
 				st.retryAt = b.opts.Now().Add(min(maxTierBackoff, time.Duration(1<<min(st.fails-1, 10))*100*time.Millisecond))
 				if st.fails == 1 || st.fails%50 == 0 {
@@ -142,21 +159,38 @@ func (b *Broker) TierOnce(ctx context.Context) {
 	b.updateLag(parts)
 }
 
-// updateLag sets the archive lag gauges.
+// updateLag sets the archive lag gauges and how long the longest-waiting
+// segment has waited.
 func (b *Broker) updateLag(parts []*Partition) {
 	var n int
 	oldest := int64(math.MaxInt64)
+	now := b.opts.Now()
+	var since time.Time
 	for _, p := range parts {
 		m := p.remoteManifest()
 		next := int64(0)
 		if m != nil {
 			next = m.NextOffset()
 		}
+		st := &p.tierState
+		seen := st.pending
+		st.pending = st.pending[:0:0]
 		for _, s := range p.log.SealedSegments() {
 			if s.LastOffset >= next && !p.topic.copyOff.Load() {
 				n++
 				if s.MaxTimestamp >= 0 && s.MaxTimestamp < oldest {
 					oldest = s.MaxTimestamp
+				}
+				for len(seen) > 0 && seen[0].base < s.BaseOffset {
+					seen = seen[1:]
+				}
+				ps := pendingSegment{base: s.BaseOffset, since: now}
+				if len(seen) > 0 && seen[0].base == s.BaseOffset {
+					ps.since = seen[0].since
+				}
+				st.pending = append(st.pending, ps)
+				if since.IsZero() || ps.since.Before(since) {
+					since = ps.since
 				}
 			}
 		}
@@ -166,8 +200,32 @@ func (b *Broker) updateLag(parts []*Partition) {
 	if oldest == math.MaxInt64 {
 		b.tier.lagSeconds.Set(0)
 	} else {
-		b.tier.lagSeconds.Set(max(0, float64(b.opts.Now().UnixMilli()-oldest)/1000))
+		b.tier.lagSeconds.Set(max(0, float64(now.UnixMilli()-oldest)/1000))
 	}
+	if since.IsZero() {
+		b.pendingSince.Store(0)
+		b.tier.waitSeconds.Set(0)
+	} else {
+		b.pendingSince.Store(since.UnixNano())
+		b.tier.waitSeconds.Set(now.Sub(since).Seconds())
+	}
+}
+
+// ArchiveHealth reports, as of the uploader's last pass, how many sealed
+// segments of tiered topics wait for upload, how long the longest-waiting
+// one has waited since a pass first saw it (since the node started, at
+// most), and the last upload failure, if any, since then.
+func (b *Broker) ArchiveHealth() (segments int, waited time.Duration, lastErr error) {
+	segments = int(b.lagSegments.Load())
+	ns := b.pendingSince.Load()
+	if segments == 0 || ns == 0 {
+		return segments, 0, nil
+	}
+	since := time.Unix(0, ns)
+	if e := b.uploadErr.Load(); e != nil && !e.at.Before(since) {
+		lastErr = e.err
+	}
+	return segments, b.opts.Now().Sub(since), lastErr
 }
 
 // ArchiveLag returns the sealed segments of tiered topics not yet

@@ -85,6 +85,11 @@ type Config struct {
 	// S3 endpoint and credentials from the AWS_* environment). Empty: no
 	// archive, and remote.storage.enable is stored only.
 	Archive string `koanf:"archive"`
+	// ArchiveMaxLag is how long a sealed segment of a tiered topic may
+	// wait for upload before /readyz fails its archive check (the store
+	// down or too slow; local disk then holds segments past local
+	// retention). 0 turns the check off.
+	ArchiveMaxLag time.Duration `koanf:"archive-max-lag"`
 	// GroupInitialRebalanceDelay holds an empty group's first rebalance
 	// open for more members (group.initial.rebalance.delay.ms).
 	GroupInitialRebalanceDelay time.Duration `koanf:"group-initial-rebalance-delay"`
@@ -128,6 +133,7 @@ func Defaults() Config {
 		MaxMessageBytes:            1048588,
 		LogRetentionCheckInterval:  5 * time.Second,
 		LogCleanerBackoff:          5 * time.Second,
+		ArchiveMaxLag:              5 * time.Minute,
 		LogCleanerDedupeBufferSize: 128 << 20,
 		InternalSegmentBytes:       100 << 20,
 		GroupInitialRebalanceDelay: 3 * time.Second,
@@ -195,6 +201,9 @@ func (c Config) Validate() error {
 	}
 	if c.InternalSegmentBytes < 4096 || c.InternalSegmentBytes > 1<<31-1 {
 		errs = append(errs, fmt.Errorf("internal-segment-bytes %d: want 4096..2147483647", c.InternalSegmentBytes))
+	}
+	if c.ArchiveMaxLag < 0 {
+		errs = append(errs, fmt.Errorf("archive-max-lag %v: must not be negative", c.ArchiveMaxLag))
 	}
 	if c.LogCleanerBackoff <= 0 {
 		errs = append(errs, fmt.Errorf("log-cleaner-backoff %v: must be positive", c.LogCleanerBackoff))

@@ -34,6 +34,7 @@ type tierNode struct {
 	archive string
 	env     []string
 	fs      vfs.FS
+	maxLag  time.Duration // config ArchiveMaxLag when set
 }
 
 func (n tierNode) start(t *testing.T) *Server {
@@ -44,6 +45,9 @@ func (n tierNode) start(t *testing.T) *Server {
 	cfg.GroupInitialRebalanceDelay = 0
 	cfg.Archive = n.archive
 	cfg.LogRetentionCheckInterval = 100 * time.Millisecond
+	if n.maxLag != 0 {
+		cfg.ArchiveMaxLag = n.maxLag
+	}
 	s, err := Start(cfg, Options{Logger: quiet, Metrics: metrics.New(), FS: n.fs, Environ: n.env,
 		ArchiveInterval: 50 * time.Millisecond})
 	if err != nil {

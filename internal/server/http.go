@@ -25,23 +25,41 @@ func (s *Server) newHTTPMux() *http.ServeMux {
 		_, _ = fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", s.serveReadyz)
+	mux.HandleFunc("GET /readyz/{check}", s.serveReadyz)
 	return mux
 }
 
 // serveReadyz answers 200 when the node can serve clients (storage open
-// and healthy, Kafka listener accepting) and 503 otherwise, listing each
-// check in the style of Kubernetes' own /readyz.
-func (s *Server) serveReadyz(w http.ResponseWriter, _ *http.Request) {
+// and healthy, Kafka listener accepting, archive uploads not lagging) and
+// 503 otherwise, listing each check in the style of Kubernetes' own
+// /readyz: /readyz/NAME runs one check, ?exclude=NAME (repeatable) leaves
+// one out.
+func (s *Server) serveReadyz(w http.ResponseWriter, r *http.Request) {
 	checks := s.readiness()
-	ok := true
+	only := r.PathValue("check")
+	excluded := map[string]bool{}
+	for _, name := range r.URL.Query()["exclude"] {
+		excluded[name] = true
+	}
+	ok, found := true, only == ""
 	var b strings.Builder
 	for _, c := range checks {
-		if c.err != nil {
+		switch {
+		case only != "" && c.name != only:
+			continue
+		case excluded[c.name]:
+			fmt.Fprintf(&b, "[+]%s excluded: ok\n", c.name)
+		case c.err != nil:
 			ok = false
 			fmt.Fprintf(&b, "[-]%s failed: %v\n", c.name, c.err)
-		} else {
+		default:
 			fmt.Fprintf(&b, "[+]%s ok\n", c.name)
 		}
+		found = true
+	}
+	if !found {
+		http.Error(w, fmt.Sprintf("no readiness check %q", only), http.StatusNotFound)
+		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
@@ -92,7 +110,28 @@ func (s *Server) readiness() []readyCheck {
 	if !s.kafkaUp.Load() {
 		kafka.err = errors.New("not accepting connections")
 	}
-	return []readyCheck{storage, kafka}
+	checks := []readyCheck{storage, kafka}
+	if s.archive != nil && s.cfg.ArchiveMaxLag > 0 {
+		checks = append(checks, s.archiveReadiness(s.cfg.ArchiveMaxLag))
+	}
+	return checks
+}
+
+// archiveReadiness fails when a sealed segment of a tiered topic has
+// waited longer than maxLag for upload: the object store is down or too
+// slow, and local disk keeps segments past local retention meanwhile.
+func (s *Server) archiveReadiness(maxLag time.Duration) readyCheck {
+	c := readyCheck{name: "archive"}
+	n, waited, lastErr := s.broker.ArchiveHealth()
+	if n == 0 || waited <= maxLag {
+		return c
+	}
+	msg := fmt.Sprintf("%d sealed segments wait for upload, the oldest for %v (more than %v)", n, waited.Round(time.Second), maxLag)
+	if lastErr != nil {
+		msg += "; last error: " + strings.ReplaceAll(lastErr.Error(), "\n", " ")
+	}
+	c.err = errors.New(msg)
+	return c
 }
 
 // startHTTP binds the HTTP listener and starts serving mux on it.

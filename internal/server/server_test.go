@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -393,7 +394,7 @@ func TestReadyzWhileClosing(t *testing.T) {
 	s.closing.Store(true)
 	defer s.closing.Store(false)
 	rec := &responseRecorder{header: http.Header{}}
-	s.serveReadyz(rec, nil)
+	s.serveReadyz(rec, &http.Request{URL: &url.URL{Path: "/readyz"}})
 	if rec.code != http.StatusServiceUnavailable || !strings.Contains(rec.body.String(), "[-]storage failed: shutting down") {
 		t.Fatalf("readyz while closing: %d %q", rec.code, rec.body.String())
 	}

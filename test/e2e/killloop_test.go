@@ -79,11 +79,36 @@ func TestKillLoopWeakDurability(t *testing.T) {
 	killLoop(t, 5, "--durability", "never")
 }
 
+// killLoopSpec varies the kill loop.
+type killLoopSpec struct {
+	cycles int
+	extra  []string // weir serve flags
+	// configs are the topic's configs (none: the broker's defaults).
+	configs map[string]string
+	// maxKillDelay bounds the random wait after an acknowledgement before
+	// the kill (250 ms when zero).
+	maxKillDelay time.Duration
+	// beforeRead runs once the producer has stopped and flushed, before
+	// the log is read back and checked.
+	beforeRead func(t *testing.T, w *Weir, topic string, partitions int32)
+	// check runs on the broker once the log is read back and checked.
+	check func(t *testing.T, w *Weir, topic string, partitions int32)
+}
+
 func killLoop(t *testing.T, cycles int, extra ...string) {
+	killLoopWith(t, killLoopSpec{cycles: cycles, extra: extra})
+}
+
+func killLoopWith(t *testing.T, spec killLoopSpec) {
 	const (
 		topic      = "killloop"
 		partitions = 4
 	)
+	cycles, extra := spec.cycles, spec.extra
+	maxDelay := spec.maxKillDelay
+	if maxDelay == 0 {
+		maxDelay = 250 * time.Millisecond
+	}
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("WEIRTEST_SOAK_SEED"); s != "" {
 		seed, _ = strconv.ParseUint(s, 10, 64)
@@ -99,8 +124,15 @@ func killLoop(t *testing.T, cycles int, extra ...string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := kadm.NewClient(admin).CreateTopic(ctx(t), partitions, 1, nil, topic); err != nil {
-		t.Fatal(err)
+	var configs map[string]*string
+	for k, v := range spec.configs {
+		if configs == nil {
+			configs = map[string]*string{}
+		}
+		configs[k] = &v
+	}
+	if resp, err := kadm.NewClient(admin).CreateTopic(ctx(t), partitions, 1, configs, topic); err != nil || resp.Err != nil {
+		t.Fatal(err, resp.Err)
 	}
 	admin.Close()
 
@@ -206,7 +238,7 @@ func killLoop(t *testing.T, cycles int, extra ...string) {
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
-		time.Sleep(time.Duration(rng.IntN(250)) * time.Millisecond)
+		time.Sleep(time.Duration(rng.Int64N(int64(maxDelay))))
 		w.Kill()
 		start := time.Now()
 		w.start(addr)
@@ -225,6 +257,9 @@ func killLoop(t *testing.T, cycles int, extra ...string) {
 	failed, lastErr := ledger.failed, ledger.lastErr
 	ledger.mu.Unlock()
 
+	if spec.beforeRead != nil {
+		spec.beforeRead(t, w, topic, partitions)
+	}
 	// Read everything back with a fresh client.
 	hw := highWatermarks(t, addr, topic)
 	log := readAll(t, addr, topic, hw)
@@ -291,6 +326,9 @@ func killLoop(t *testing.T, cycles int, extra ...string) {
 		recovery[len(recovery)*9/10].Round(time.Millisecond), recovery[len(recovery)-1].Round(time.Millisecond))
 	if ackedTotal == 0 {
 		t.Fatal("nothing was acknowledged")
+	}
+	if spec.check != nil && !t.Failed() {
+		spec.check(t, w, topic, partitions)
 	}
 }
 
