@@ -11,6 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 func newTopicCmd(a *app) *cobra.Command {
@@ -234,6 +236,12 @@ type partitionDescribed struct {
 	// SizeBytes is null when the broker does not report log sizes
 	// (DescribeLogDirs).
 	SizeBytes *int64 `json:"size_bytes"`
+	// LocalStart and ArchivedEnd are set for tiered topics
+	// (remote.storage.enable=true): the first offset still on the
+	// broker's disk (ListOffsets -4) and the offset after the last one in
+	// the archive (-5 plus one; 0 when nothing is archived yet).
+	LocalStart  *int64 `json:"local_start_offset,omitempty"`
+	ArchivedEnd *int64 `json:"archived_end_offset,omitempty"`
 }
 
 type configDescribed struct {
@@ -250,7 +258,7 @@ func newTopicDescribeCmd(a *app) *cobra.Command {
 		Short:   "Show topics' partitions (offsets, sizes) and configs (with their source)",
 		Args:    wantArgs(1, -1, "TOPIC names"),
 		RunE: func(cmd *cobra.Command, topics []string) error {
-			ctx, adm, _, release, err := a.adminFor(cmd)
+			ctx, adm, cl, release, err := a.adminFor(cmd)
 			if err != nil {
 				return err
 			}
@@ -304,8 +312,13 @@ func newTopicDescribeCmd(a *app) *cobra.Command {
 				if rc.Err != nil {
 					return topicError(name, rc.Err, rc.ErrMessage)
 				}
+				tiered := false
 				for _, c := range rc.Configs {
 					desc.Configs = append(desc.Configs, configDescribed{c.Key, c.Value, c.Source.String(), c.Sensitive})
+					tiered = tiered || c.Key == "remote.storage.enable" && c.Value != nil && *c.Value == "true"
+				}
+				if tiered {
+					addTieredRanges(ctx, cl, name, desc.Partitions)
 				}
 				sort.Slice(desc.Configs, func(i, j int) bool { return desc.Configs[i].Key < desc.Configs[j].Key })
 				out = append(out, desc)
@@ -356,13 +369,30 @@ func printTopicDescriptions(cmd *cobra.Command, out []topicDescribed) error {
 		}
 		fmt.Fprintln(w)
 		section(w, "PARTITIONS")
-		t = newTable(w, "PARTITION", "LEADER", "REPLICAS", "LOG-START", "HIGH-WATERMARK", "SIZE")
+		tiered := len(d.Partitions) > 0 && d.Partitions[0].LocalStart != nil
+		headers := []string{"PARTITION", "LEADER", "REPLICAS", "LOG-START", "HIGH-WATERMARK", "SIZE"}
+		if tiered {
+			headers = append(headers, "LOCAL-START", "ARCHIVED")
+		}
+		t = newTable(w, headers...)
 		for _, p := range d.Partitions {
 			size := "-"
 			if p.SizeBytes != nil {
 				size = humanBytes(*p.SizeBytes)
 			}
-			t.row(p.Partition, p.Leader, fmt.Sprint(p.Replicas), p.LogStart, p.HighWatermark, size)
+			cells := []any{p.Partition, p.Leader, fmt.Sprint(p.Replicas), p.LogStart, p.HighWatermark, size}
+			if tiered {
+				archived := "-"
+				if p.ArchivedEnd != nil && *p.ArchivedEnd > p.LogStart {
+					archived = fmt.Sprintf("%d-%d", p.LogStart, *p.ArchivedEnd-1)
+				}
+				local := "-"
+				if p.LocalStart != nil {
+					local = fmt.Sprint(*p.LocalStart)
+				}
+				cells = append(cells, local, archived)
+			}
+			t.row(cells...)
 		}
 		if err := t.flush(); err != nil {
 			return err
@@ -586,4 +616,45 @@ func newTopicDeleteCmd(a *app) *cobra.Command {
 		ValidArgsFunction: completeTopics(a),
 	}
 	return cmd
+}
+
+// addTieredRanges fills the local start and archived end of a tiered
+// topic's partitions with ListOffsets -4 (earliest local) and -5 (latest
+// tiered), KIP-405's timestamps (ListOffsets v8 and v9). A broker that
+// does not answer them leaves the fields unset.
+func addTieredRanges(ctx context.Context, cl *kgo.Client, topic string, parts []partitionDescribed) {
+	for _, ts := range []int64{-4, -5} {
+		req := kmsg.NewPtrListOffsetsRequest()
+		req.Version = 9
+		req.ReplicaID = -1
+		rt := kmsg.NewListOffsetsRequestTopic()
+		rt.Topic = topic
+		for _, p := range parts {
+			rp := kmsg.NewListOffsetsRequestTopicPartition()
+			rp.Partition, rp.Timestamp, rp.CurrentLeaderEpoch = p.Partition, ts, -1
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		req.Topics = append(req.Topics, rt)
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil || len(resp.Topics) != 1 {
+			return
+		}
+		for _, rp := range resp.Topics[0].Partitions {
+			if rp.ErrorCode != 0 {
+				continue
+			}
+			for i := range parts {
+				if parts[i].Partition != rp.Partition {
+					continue
+				}
+				off := rp.Offset
+				if ts == -4 {
+					parts[i].LocalStart = &off
+				} else {
+					end := max(off+1, 0)
+					parts[i].ArchivedEnd = &end
+				}
+			}
+		}
+	}
 }

@@ -502,6 +502,27 @@ func archiveReadThrough(t *testing.T, archiveURL string, env []string) {
 		out := weirCLI(t, w, readTimeout, "archive", "verify", topic)
 		t.Logf("%s", strings.TrimSpace(out))
 	})
+	step("weir topic describe shows the local and archived ranges", func() {
+		var desc []struct {
+			Partitions []struct {
+				LogStart    int64  `json:"log_start_offset"`
+				LocalStart  *int64 `json:"local_start_offset"`
+				ArchivedEnd *int64 `json:"archived_end_offset"`
+			} `json:"partitions"`
+		}
+		out := weirCLI(t, w, readTimeout, "topic", "describe", topic, "--format", "json")
+		if err := json.Unmarshal([]byte(out), &desc); err != nil || len(desc) != 1 || len(desc[0].Partitions) == 0 {
+			t.Fatalf("weir topic describe --format json: %v\n%s", err, out)
+		}
+		for i, p := range desc[0].Partitions {
+			if p.LogStart != 0 || p.LocalStart == nil || *p.LocalStart <= 0 || p.ArchivedEnd == nil || *p.ArchivedEnd < *p.LocalStart {
+				t.Fatalf("partition %d: log start %d, local start %v, archived end %v\n%s", i, p.LogStart, p.LocalStart, p.ArchivedEnd, out)
+			}
+		}
+		if text := weirCLI(t, w, readTimeout, "topic", "describe", topic); !strings.Contains(text, "LOCAL-START") || !strings.Contains(text, "ARCHIVED") {
+			t.Fatalf("weir topic describe shows no tiered columns:\n%s", text)
+		}
+	})
 	step("weir archive restore and compare", func() {
 		out := weirCLI(t, w, readTimeout, "archive", "restore", topic, "--to", restored)
 		if !strings.Contains(out, fmt.Sprintf("Restored %d records", n)) {
