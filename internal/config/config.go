@@ -85,6 +85,10 @@ type Config struct {
 	// S3 endpoint and credentials from the AWS_* environment). Empty: no
 	// archive, and remote.storage.enable is stored only.
 	Archive string `koanf:"archive"`
+	// RemoteCacheBytes bounds the local copies of archived segments that
+	// reads below a tiered partition's local log start are served from
+	// (files under DataDir/remote-cache, wiped at start), in bytes on disk.
+	RemoteCacheBytes int64 `koanf:"remote-cache-bytes"`
 	// GroupInitialRebalanceDelay holds an empty group's first rebalance
 	// open for more members (group.initial.rebalance.delay.ms).
 	GroupInitialRebalanceDelay time.Duration `koanf:"group-initial-rebalance-delay"`
@@ -130,6 +134,7 @@ func Defaults() Config {
 		LogCleanerBackoff:          5 * time.Second,
 		LogCleanerDedupeBufferSize: 128 << 20,
 		InternalSegmentBytes:       100 << 20,
+		RemoteCacheBytes:           1 << 30,
 		GroupInitialRebalanceDelay: 3 * time.Second,
 		GroupMinSessionTimeout:     6 * time.Second,
 		GroupMaxSessionTimeout:     30 * time.Minute,
@@ -192,6 +197,9 @@ func (c Config) Validate() error {
 	}
 	if c.Archive != "" && !strings.HasPrefix(c.Archive, "file://") && !strings.HasPrefix(c.Archive, "s3://") {
 		errs = append(errs, fmt.Errorf("archive %q: want file://DIR or s3://BUCKET/PREFIX", c.Archive))
+	}
+	if c.RemoteCacheBytes <= 0 {
+		errs = append(errs, fmt.Errorf("remote-cache-bytes %d: must be positive", c.RemoteCacheBytes))
 	}
 	if c.InternalSegmentBytes < 4096 || c.InternalSegmentBytes > 1<<31-1 {
 		errs = append(errs, fmt.Errorf("internal-segment-bytes %d: want 4096..2147483647", c.InternalSegmentBytes))
