@@ -239,12 +239,12 @@ func (c *remoteCache) remove(segs []*cachedSegment) {
 	}
 }
 
-// drop takes key's file out of the cache (a damaged copy: the next read
-// downloads it again).
-func (c *remoteCache) drop(key segmentKey) {
+// drop takes s out of the cache if it is still there (a damaged copy:
+// the next read downloads it again).
+func (c *remoteCache) drop(s *cachedSegment) {
 	c.mu.Lock()
 	var out []*cachedSegment
-	if s := c.items[key]; s != nil {
+	if c.items[s.key] == s {
 		out = c.dropLocked(s, nil)
 	}
 	c.mu.Unlock()
@@ -323,10 +323,21 @@ func (c *remoteCache) download(key segmentKey, gen uint64, size int64, open func
 	if err := ix.finish(); err != nil {
 		return nil, fmt.Errorf("%w: archived segment %d: %w", ErrLogCorrupt, key.base, err)
 	}
-	if err := c.fs.Rename(tmp, path); err != nil {
+	// Closed before the rename (which some systems refuse for an open
+	// file) and opened again read-only.
+	ok = true
+	err = f.Close()
+	if err == nil {
+		err = c.fs.Rename(tmp, path)
+	}
+	if err == nil {
+		f, err = c.fs.Open(path)
+	}
+	if err != nil {
+		_ = c.fs.Remove(tmp)
+		_ = c.fs.Remove(path)
 		return nil, fmt.Errorf("%w: remote read cache: %w", ErrStorage, err)
 	}
-	ok = true
 	return &cachedSegment{key: key, path: path, f: f, size: pos, index: ix.entries}, nil
 }
 

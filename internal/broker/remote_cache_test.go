@@ -371,3 +371,34 @@ func TestRemoteCacheForgetAndWipe(t *testing.T) {
 		t.Fatalf("cache files after a restart: %v", names)
 	}
 }
+
+// Damage to a cache file is an error, never data, and the damaged copy is
+// dropped: the next read downloads the segment again.
+func TestRemoteCacheDamagedFile(t *testing.T) {
+	remote := newFakeRemote()
+	b, p := openTiered(t, vfs.NewMem(), remote, 1<<20)
+	if _, err := p.Read(0, 1); err != nil {
+		t.Fatal(err)
+	}
+	names := cacheFiles(t, b)
+	if len(names) != 1 {
+		t.Fatalf("cache files %v", names)
+	}
+	f, err := b.opts.FS.OpenReadWrite(b.remoteCache.dir + "/" + names[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte{0xff, 0xff}, batch.HeaderSize+4); err != nil { // in the first batch's records
+		t.Fatal(err)
+	}
+	_ = f.Close()
+	if _, err := p.Read(0, 1); !errors.Is(err, ErrLogCorrupt) {
+		t.Fatalf("read of a damaged cache file: %v, want ErrLogCorrupt", err)
+	}
+	if data, err := p.Read(0, 1); err != nil || len(data) == 0 {
+		t.Fatalf("read after the damaged copy was dropped: %d bytes, %v", len(data), err)
+	}
+	if n := remote.reads.Load(); n != 2 {
+		t.Fatalf("%d downloads, want 2", n)
+	}
+}

@@ -194,7 +194,7 @@ func (p *Partition) readRemote(offset int64, maxBytes int, alloc func(int) []byt
 	buf, err := cs.read(p.broker.remoteCache.crc, offset, maxBytes, alloc)
 	if err != nil {
 		if errors.Is(err, ErrLogCorrupt) {
-			p.broker.remoteCache.drop(cs.key) // downloaded again by the next read
+			p.broker.remoteCache.drop(cs) // downloaded again by the next read
 		}
 		return nil, err
 	}
