@@ -79,8 +79,9 @@ type Options struct {
 	// RemoteUploadConcurrency bounds the partitions uploading at once
 	// (default DefaultRemoteUploadConcurrency).
 	RemoteUploadConcurrency int
-	// RemoteCacheBytes bounds the archived segments kept in memory for
-	// reads below the local log start (default DefaultRemoteCacheBytes).
+	// RemoteCacheBytes bounds the local copies of archived segments kept
+	// under <Dir>/remote-cache for reads below the local log start, in
+	// bytes on disk (default DefaultRemoteCacheBytes; remote_cache.go).
 	RemoteCacheBytes int64
 }
 
@@ -168,7 +169,7 @@ type Broker struct {
 
 	// Tiered storage (tier.go, uploader.go).
 	tier        *tierMetrics
-	remoteCache *segmentCache
+	remoteCache *remoteCache
 	tierMu      sync.Mutex // one uploader pass at a time
 	lagSegments atomic.Int64
 	// pendingSince is when the uploader first saw the longest-waiting
@@ -268,7 +269,8 @@ func Open(opts Options) (*Broker, error) {
 		stop: make(chan struct{}), done: make(chan struct{}),
 		traffic: newTrafficMetrics(opts.Metrics), internal: map[string]*InternalLog{},
 		cleaner: newCleanerMetrics(opts.Metrics), cleanerDone: make(chan struct{}),
-		tier: newTierMetrics(opts.Metrics), remoteCache: newSegmentCache(opts.RemoteCacheBytes), tierDone: make(chan struct{})}
+		tier: newTierMetrics(opts.Metrics), tierDone: make(chan struct{})}
+	b.remoteCache = newRemoteCache(opts.FS, filepath.Join(opts.Dir, remoteCacheDirName), opts.RemoteCacheBytes, opts.Logger, b.tier.cacheDownload)
 	b.throttle = &ioThrottle{rate: opts.CleanerIOBytesPerSecond, stop: b.stop}
 	if err := b.open(); err != nil {
 		_ = b.closeTopics()
@@ -291,6 +293,10 @@ func (b *Broker) open() error {
 	}
 	pids, err := openProducerIDs(b.opts.FS, filepath.Join(b.opts.Dir, "producer-ids"))
 	if err != nil {
+		return err
+	}
+	// Only a cache: what an earlier run left is not trusted.
+	if err := b.remoteCache.reset(b.opts.Remote != nil); err != nil {
 		return err
 	}
 	b.pids = pids
@@ -443,6 +449,7 @@ func (b *Broker) Close() error {
 	<-b.done
 	<-b.cleanerDone
 	<-b.tierDone
+	b.remoteCache.close()
 	err := b.closeTopics()
 	return errors.Join(err, b.unlock())
 }

@@ -55,8 +55,9 @@
 // segments to the RemoteStorage in offset order, local.retention.* deletes
 // only segments the archive holds, retention.* trims the archive, and
 // reads below the local log start (Read, ReadBuf, ReadCommittedBuf,
-// ListOffset) are served from archived segments kept in a byte-bounded
-// cache. LogStartOffset is then the archive's start; LocalLogStartOffset
+// ListOffset) are served from local copies of archived segments, each
+// downloaded once into a byte-bounded on-disk cache (remote_cache.go).
+// LogStartOffset is then the archive's start; LocalLogStartOffset
 // the local one. The broker declares RemoteStorage; internal/server adapts
 // internal/archive to it, so broker never imports archive.
 //
@@ -68,6 +69,8 @@
 //	producer-ids              next free producer id block { int64 | crc32c }
 //	cluster-id                the cluster id (22 characters, base64url)
 //	lock                      locked (flock) while a broker has the directory
+//	remote-cache/             local copies of archived segments for reads below
+//	                          the local log start (a cache: wiped at open)
 //	                          open; holds its pid, for a second Open's error
 //
 // Open locks the directory first and Close releases it last, so two

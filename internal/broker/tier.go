@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"bufio"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -8,7 +9,6 @@ import (
 	"io"
 	"sort"
 	"strings"
-	"sync"
 
 	"github.com/weirhq/weir/internal/batch"
 )
@@ -33,9 +33,12 @@ type RemoteStorage interface {
 	// Manifest returns what the archive holds for the partition (empty
 	// for a partition never archived).
 	Manifest(ctx context.Context, rp RemotePartition) (RemoteManifest, error)
-	// ReadSegment returns the verified bytes of the archived segment with
-	// base offset base; damage is an error, never data.
-	ReadSegment(ctx context.Context, rp RemotePartition, base int64) ([]byte, error)
+	// ReadSegment opens the archived segment with base offset base for
+	// one sequential read. The reader verifies the object as it streams:
+	// damage (a wrong size or checksum) is an error from its last Read
+	// instead of io.EOF, so bytes read are the segment's only once the
+	// reader has reached io.EOF. The caller closes it.
+	ReadSegment(ctx context.Context, rp RemotePartition, base int64) (io.ReadCloser, error)
 	// Trim raises the partition's start offset to start, deleting the
 	// segments wholly below it, and returns the manifest after it.
 	Trim(ctx context.Context, rp RemotePartition, start int64) (RemoteManifest, error)
@@ -112,8 +115,24 @@ func (p *Partition) remoteEnabled() bool {
 // remoteManifest is the cached manifest, nil until loaded.
 func (p *Partition) remoteManifest() *RemoteManifest { return p.remote.Load() }
 
-// setManifest caches m.
-func (p *Partition) setManifest(m RemoteManifest) { p.remote.Store(&m) }
+// setManifest caches m unless the cached manifest is newer (further on
+// or starting later), and returns the one cached. Only uploads and trims
+// move an archive, each forward, so a load that raced one of them (the
+// operators' status and verify) must not take the partition back: with a
+// manifest ending before the local log start, LogStartOffset would skip
+// to the local start and consumers reset there would miss the offsets
+// between.
+func (p *Partition) setManifest(m RemoteManifest) *RemoteManifest {
+	for {
+		cur := p.remote.Load()
+		if cur != nil && (m.NextOffset() < cur.NextOffset() || m.StartOffset < cur.StartOffset) {
+			return cur
+		}
+		if p.remote.CompareAndSwap(cur, &m) {
+			return &m
+		}
+	}
+}
 
 // loadManifest loads and caches p's manifest.
 func (p *Partition) loadManifest(ctx context.Context) (*RemoteManifest, error) {
@@ -121,8 +140,7 @@ func (p *Partition) loadManifest(ctx context.Context) (*RemoteManifest, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.setManifest(m)
-	return &m, nil
+	return p.setManifest(m), nil
 }
 
 // LocalLogStartOffset is the first offset held on local disk (ListOffsets
@@ -168,37 +186,37 @@ func (p *Partition) readRemote(offset int64, maxBytes int, alloc func(int) []byt
 	if !ok {
 		return nil, fmt.Errorf("%w: %d not in [%d, %d]", ErrOffsetOutOfRange, offset, p.LogStartOffset(), p.log.HighWatermark())
 	}
-	data, err := p.broker.remoteCache.get(p, seg)
+	cs, err := p.cachedSegment(seg)
 	if err != nil {
 		return nil, err
 	}
-	pos, first := 0, -1
-	for pos+batch.HeaderSize <= len(data) {
-		h, err := batch.ParseHeader(data[pos:])
-		if err != nil || pos+h.Size() > len(data) {
-			return nil, fmt.Errorf("%w: archived segment %s-%d %d at byte %d", ErrLogCorrupt, p.topic.Name, p.index, seg.BaseOffset, pos)
+	defer p.broker.remoteCache.release(cs)
+	buf, err := cs.read(p.broker.remoteCache.crc, offset, maxBytes, alloc)
+	if err != nil {
+		if errors.Is(err, ErrLogCorrupt) {
+			p.broker.remoteCache.drop(cs) // downloaded again by the next read
 		}
-		if first < 0 && h.LastOffset() >= offset {
-			first = pos
-		}
-		if first >= 0 && pos > first && pos+h.Size()-first > maxBytes {
-			break
-		}
-		pos += h.Size()
+		return nil, err
 	}
-	if first < 0 {
-		return nil, nil
-	}
-	out := data[first:pos]
-	var buf []byte
-	if alloc != nil {
-		buf = alloc(len(out))[:len(out)]
-	} else {
-		buf = make([]byte, len(out))
-	}
-	copy(buf, out)
 	p.broker.tier.remoteRead.Add(float64(len(buf)))
 	return buf, nil
+}
+
+// cachedSegment returns seg from the remote read cache, downloading it on
+// first use; the caller releases it.
+func (p *Partition) cachedSegment(seg RemoteSegment) (*cachedSegment, error) {
+	rp := p.remotePartition()
+	cs, err := p.broker.remoteCache.acquire(segmentKey{rp: rp, base: seg.BaseOffset}, seg.Size,
+		func(ctx context.Context) (io.ReadCloser, error) {
+			return p.broker.opts.Remote.ReadSegment(ctx, rp, seg.BaseOffset)
+		})
+	if err != nil {
+		if errors.Is(err, ErrLogCorrupt) || errors.Is(err, ErrStorage) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: %s-%d: archived segment %d: %w", ErrStorage, p.topic.Name, p.index, seg.BaseOffset, err)
+	}
+	return cs, nil
 }
 
 // readTiered reads offset through the local log, or from the archive when
@@ -229,144 +247,48 @@ func (p *Partition) remoteOffsetForTimestamp(ts int64) (offset, recordTs int64, 
 		if seg.MaxTimestamp < ts || seg.LastOffset < m.StartOffset {
 			continue
 		}
-		data, err := p.broker.remoteCache.get(p, seg)
-		if err != nil {
-			return 0, 0, false, err
-		}
-		for rest := data; len(rest) > 0; {
-			one, r, err := batch.Split(rest)
-			if err != nil {
-				return 0, 0, false, fmt.Errorf("%w: archived segment %d: %w", ErrLogCorrupt, seg.BaseOffset, err)
-			}
-			rest = r
-			h, err := batch.ParseHeader(one)
-			if err != nil {
-				return 0, 0, false, fmt.Errorf("%w: archived segment %d: %w", ErrLogCorrupt, seg.BaseOffset, err)
-			}
-			if h.MaxTimestamp < ts || h.LastOffset() < m.StartOffset {
-				continue
-			}
-			hh, recs, err := batch.RecordsCompacted(one, maxDecompressedBatch)
-			if err != nil {
-				return 0, 0, false, fmt.Errorf("%w: archived segment %d: %w", ErrLogCorrupt, seg.BaseOffset, err)
-			}
-			for _, r := range recs {
-				if o, rts := r.Offset(hh), r.Timestamp(hh); o >= m.StartOffset && o < local && rts >= ts {
-					return o, rts, true, nil
-				}
-			}
+		o, rts, found, err := p.segmentOffsetForTimestamp(seg, ts, m.StartOffset, local)
+		if err != nil || found {
+			return o, rts, found, err
 		}
 	}
 	return 0, 0, false, nil
 }
 
-// segmentCache keeps recently read archived segments in memory, up to a
-// byte bound, least recently used out first.
-type segmentCache struct {
-	max int64
-
-	mu    sync.Mutex
-	size  int64
-	tick  uint64
-	items map[segmentKey]*cachedSegment
-	// loading lets one reader fetch a segment while others wait for it.
-	loading map[segmentKey]*sync.WaitGroup
-}
-
-type segmentKey struct {
-	rp   RemotePartition
-	base int64
-}
-
-type cachedSegment struct {
-	data []byte
-	used uint64
-}
-
-func newSegmentCache(max int64) *segmentCache {
-	return &segmentCache{max: max, items: map[segmentKey]*cachedSegment{}, loading: map[segmentKey]*sync.WaitGroup{}}
-}
-
-// get returns seg's bytes, from the cache or the store.
-func (c *segmentCache) get(p *Partition, seg RemoteSegment) ([]byte, error) {
-	key := segmentKey{rp: p.remotePartition(), base: seg.BaseOffset}
-	for {
-		c.mu.Lock()
-		if it := c.items[key]; it != nil && int64(len(it.data)) == seg.Size {
-			c.tick++
-			it.used = c.tick
-			c.mu.Unlock()
-			return it.data, nil
+// segmentOffsetForTimestamp looks ts up in one archived segment, among
+// the offsets in [start, local).
+func (p *Partition) segmentOffsetForTimestamp(seg RemoteSegment, ts, start, local int64) (offset, recordTs int64, found bool, err error) {
+	cs, err := p.cachedSegment(seg)
+	if err != nil {
+		return 0, 0, false, err
+	}
+	defer p.broker.remoteCache.release(cs)
+	hdr := make([]byte, batch.HeaderSize)
+	for pos := int64(0); pos < cs.size; {
+		h, err := cs.readHeaderAt(pos, hdr)
+		if err != nil {
+			return 0, 0, false, err
 		}
-		if wg := c.loading[key]; wg != nil {
-			c.mu.Unlock()
-			wg.Wait()
+		if h.MaxTimestamp < ts || h.LastOffset() < start {
+			pos += int64(h.Size())
 			continue
 		}
-		wg := &sync.WaitGroup{}
-		wg.Add(1)
-		c.loading[key] = wg
-		c.mu.Unlock()
-
-		data, err := p.broker.remoteRead(p, seg.BaseOffset)
-
-		c.mu.Lock()
-		delete(c.loading, key)
-		wg.Done()
-		if err == nil {
-			c.put(key, data)
+		one, err := cs.readAt(p.broker.remoteCache.crc, pos, h.Size(), h.Size(), nil)
+		if err != nil {
+			return 0, 0, false, err
 		}
-		c.mu.Unlock()
-		return data, err
-	}
-}
-
-// put adds data, evicting the least recently used; c.mu is held. A
-// segment larger than the bound is served but not kept.
-func (c *segmentCache) put(key segmentKey, data []byte) {
-	if int64(len(data)) > c.max {
-		return
-	}
-	if old := c.items[key]; old != nil {
-		c.size -= int64(len(old.data))
-	}
-	c.tick++
-	c.items[key] = &cachedSegment{data: data, used: c.tick}
-	c.size += int64(len(data))
-	for c.size > c.max {
-		var oldest segmentKey
-		var at uint64 = ^uint64(0)
-		for k, it := range c.items {
-			if it.used < at {
-				oldest, at = k, it.used
+		hh, recs, err := batch.RecordsCompacted(one, maxDecompressedBatch)
+		if err != nil {
+			return 0, 0, false, fmt.Errorf("%w: archived segment %d: %w", ErrLogCorrupt, seg.BaseOffset, err)
+		}
+		for _, r := range recs {
+			if o, rts := r.Offset(hh), r.Timestamp(hh); o >= start && o < local && rts >= ts {
+				return o, rts, true, nil
 			}
 		}
-		c.size -= int64(len(c.items[oldest].data))
-		delete(c.items, oldest)
+		pos += int64(h.Size())
 	}
-}
-
-// forget drops a partition's cached segments below start.
-func (c *segmentCache) forget(rp RemotePartition, start int64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for k, it := range c.items {
-		if k.rp == rp && k.base < start {
-			c.size -= int64(len(it.data))
-			delete(c.items, k)
-		}
-	}
-}
-
-// remoteRead reads one archived segment through the store, counting it.
-func (b *Broker) remoteRead(p *Partition, base int64) ([]byte, error) {
-	ctx, cancel := remoteCtx()
-	defer cancel()
-	data, err := b.opts.Remote.ReadSegment(ctx, p.remotePartition(), base)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s-%d: archived segment %d: %w", ErrStorage, p.topic.Name, p.index, base, err)
-	}
-	return data, nil
+	return 0, 0, false, nil
 }
 
 // isRemoteTopic reports whether configs turn tiered storage on.
@@ -395,12 +317,17 @@ func (b *Broker) ArchiveStatus(ctx context.Context, topic string) ([]ArchiveStat
 	}
 	var out []ArchiveStatus
 	for _, p := range t.Partitions() {
+		// The local start first: local retention deletes only what the
+		// archive holds, so a manifest loaded after it reaches it (read
+		// the other way round, an upload and a local deletion in between
+		// look like a gap).
+		local, hw := p.log.LogStartOffset(), p.log.HighWatermark()
 		m, err := p.loadManifest(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %s-%d: %w", ErrStorage, topic, p.index, err)
 		}
-		out = append(out, ArchiveStatus{Partition: p.index, LogStartOffset: p.LogStartOffset(), LocalStartOffset: p.log.LogStartOffset(),
-			HighWatermark: p.log.HighWatermark(), Manifest: *m})
+		out = append(out, ArchiveStatus{Partition: p.index, LogStartOffset: p.LogStartOffset(), LocalStartOffset: local,
+			HighWatermark: hw, Manifest: *m})
 	}
 	return out, nil
 }
@@ -434,7 +361,7 @@ func (b *Broker) VerifyArchive(ctx context.Context, topic string) (segments, byt
 				problems = append(problems, VerifyProblem{s.Partition, seg.BaseOffset,
 					fmt.Sprintf("gap after %d", m.Segments[i-1].LastOffset)})
 			}
-			data, err := b.opts.Remote.ReadSegment(ctx, rp, seg.BaseOffset)
+			n, msg, err := verifySegment(ctx, b.opts.Remote, rp, seg)
 			if err != nil {
 				if ctx.Err() != nil {
 					return segments, bytes, problems, ctx.Err()
@@ -443,8 +370,8 @@ func (b *Broker) VerifyArchive(ctx context.Context, topic string) (segments, byt
 				continue
 			}
 			segments++
-			bytes += int64(len(data))
-			if msg := checkSegmentBatches(data, seg); msg != "" {
+			bytes += n
+			if msg != "" {
 				problems = append(problems, VerifyProblem{s.Partition, seg.BaseOffset, msg})
 			}
 		}
@@ -452,24 +379,71 @@ func (b *Broker) VerifyArchive(ctx context.Context, topic string) (segments, byt
 	return segments, bytes, problems, nil
 }
 
-// checkSegmentBatches checks that data is whole, CRC-valid batches with
+// verifySegment reads an archived segment through the store's verifying
+// reader, checking its batches as they stream past (one batch in memory
+// at a time). err is the store's (a damaged object), msg a batch problem
+// in an object that checked out.
+func verifySegment(ctx context.Context, store RemoteStorage, rp RemotePartition, seg RemoteSegment) (n int64, msg string, err error) {
+	rc, err := store.ReadSegment(ctx, rp, seg.BaseOffset)
+	if err != nil {
+		return 0, "", err
+	}
+	defer rc.Close()
+	r := &countingReader{r: bufio.NewReaderSize(rc, remoteCopyBuffer)}
+	msg = checkSegmentBatches(r, seg)
+	// Read to the end: the store's verdict on the object comes first.
+	if _, err := io.Copy(io.Discard, r); err != nil {
+		return r.n, "", err
+	}
+	return r.n, msg, nil
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// checkSegmentBatches checks that r holds whole, CRC-valid batches with
 // contiguous offsets from seg's base to its last offset.
-func checkSegmentBatches(data []byte, seg RemoteSegment) string {
+func checkSegmentBatches(r io.Reader, seg RemoteSegment) string {
 	next := seg.BaseOffset
-	for rest := data; len(rest) > 0; {
-		one, r, err := batch.Split(rest)
+	buf := make([]byte, batch.HeaderSize)
+	for {
+		_, err := io.ReadFull(r, buf[:batch.HeaderSize])
+		if err == io.EOF {
+			break
+		}
 		if err != nil {
 			return fmt.Sprintf("batch at offset %d: %v", next, err)
 		}
-		h, err := batch.VerifyCompacted(one)
+		h, err := batch.ParseHeader(buf)
 		if err != nil {
+			return fmt.Sprintf("batch at offset %d: %v", next, err)
+		}
+		if int64(h.Size()) > seg.Size {
+			return fmt.Sprintf("batch at offset %d: %d bytes, more than the segment's %d", next, h.Size(), seg.Size)
+		}
+		if h.Size() > cap(buf) {
+			buf = append(buf[:batch.HeaderSize], make([]byte, h.Size()-batch.HeaderSize)...)
+		}
+		buf = buf[:h.Size()]
+		if _, err := io.ReadFull(r, buf[batch.HeaderSize:]); err != nil {
+			return fmt.Sprintf("batch at offset %d: %v", next, err)
+		}
+		if _, err := batch.VerifyCompacted(buf); err != nil {
 			return fmt.Sprintf("batch at offset %d: %v", next, err)
 		}
 		if h.BaseOffset != next {
 			return fmt.Sprintf("batch at offset %d, want %d", h.BaseOffset, next)
 		}
 		next = h.LastOffset() + 1
-		rest = r
 	}
 	if next != seg.LastOffset+1 {
 		return fmt.Sprintf("batches end at %d, the manifest says %d", next-1, seg.LastOffset)

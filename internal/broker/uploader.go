@@ -35,7 +35,7 @@ import (
 const (
 	DefaultRemoteInterval          = time.Second
 	DefaultRemoteUploadConcurrency = 2
-	DefaultRemoteCacheBytes        = 64 << 20
+	DefaultRemoteCacheBytes        = 1 << 30
 	remoteTimeout                  = 30 * time.Second
 	maxTierBackoff                 = 5 * time.Second
 )
@@ -46,8 +46,8 @@ func remoteCtx() (context.Context, context.CancelFunc) {
 }
 
 type tierMetrics struct {
-	bytes, segments, failures, remoteRead prometheus.Counter
-	lagSegments, lagSeconds, waitSeconds  prometheus.Gauge
+	bytes, segments, failures, remoteRead, cacheDownload prometheus.Counter
+	lagSegments, lagSeconds, waitSeconds                 prometheus.Gauge
 }
 
 func newTierMetrics(r *metrics.Registry) *tierMetrics {
@@ -57,6 +57,8 @@ func newTierMetrics(r *metrics.Registry) *tierMetrics {
 		failures: r.Counter("weir_archive_upload_failures_total", "Failed segment uploads (each is retried)."),
 		remoteRead: r.Counter("weir_archive_remote_read_bytes_total",
 			"Record batch bytes served from the archive to reads below the local log start."),
+		cacheDownload: r.Counter("weir_archive_cache_download_bytes_total",
+			"Bytes of archived segments downloaded into the local read cache (remote-cache under the data directory)."),
 		lagSegments: r.Gauge("weir_archive_lag_segments",
 			"Sealed segments of tiered topics not yet in the archive, over all partitions."),
 		lagSeconds: r.Gauge("weir_archive_lag_seconds",

@@ -90,6 +90,10 @@ type Config struct {
 	// down or too slow; local disk then holds segments past local
 	// retention). 0 turns the check off.
 	ArchiveMaxLag time.Duration `koanf:"archive-max-lag"`
+	// RemoteCacheBytes bounds the local copies of archived segments that
+	// reads below a tiered partition's local log start are served from
+	// (files under DataDir/remote-cache, wiped at start), in bytes on disk.
+	RemoteCacheBytes int64 `koanf:"remote-cache-bytes"`
 	// GroupInitialRebalanceDelay holds an empty group's first rebalance
 	// open for more members (group.initial.rebalance.delay.ms).
 	GroupInitialRebalanceDelay time.Duration `koanf:"group-initial-rebalance-delay"`
@@ -136,6 +140,7 @@ func Defaults() Config {
 		ArchiveMaxLag:              5 * time.Minute,
 		LogCleanerDedupeBufferSize: 128 << 20,
 		InternalSegmentBytes:       100 << 20,
+		RemoteCacheBytes:           1 << 30,
 		GroupInitialRebalanceDelay: 3 * time.Second,
 		GroupMinSessionTimeout:     6 * time.Second,
 		GroupMaxSessionTimeout:     30 * time.Minute,
@@ -198,6 +203,9 @@ func (c Config) Validate() error {
 	}
 	if c.Archive != "" && !strings.HasPrefix(c.Archive, "file://") && !strings.HasPrefix(c.Archive, "s3://") {
 		errs = append(errs, fmt.Errorf("archive %q: want file://DIR or s3://BUCKET/PREFIX", c.Archive))
+	}
+	if c.RemoteCacheBytes <= 0 {
+		errs = append(errs, fmt.Errorf("remote-cache-bytes %d: must be positive", c.RemoteCacheBytes))
 	}
 	if c.InternalSegmentBytes < 4096 || c.InternalSegmentBytes > 1<<31-1 {
 		errs = append(errs, fmt.Errorf("internal-segment-bytes %d: want 4096..2147483647", c.InternalSegmentBytes))

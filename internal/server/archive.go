@@ -69,9 +69,9 @@ func (s archiveStore) Manifest(ctx context.Context, rp broker.RemotePartition) (
 	return out, nil
 }
 
-func (s archiveStore) ReadSegment(ctx context.Context, rp broker.RemotePartition, base int64) ([]byte, error) {
-	b, _, err := s.a.ReadSegmentBytes(ctx, archiveTP(rp), base)
-	return b, err
+func (s archiveStore) ReadSegment(ctx context.Context, rp broker.RemotePartition, base int64) (io.ReadCloser, error) {
+	rc, _, err := s.a.ReadSegment(ctx, archiveTP(rp), base)
+	return rc, err
 }
 
 func (s archiveStore) Trim(ctx context.Context, rp broker.RemotePartition, start int64) (broker.RemoteManifest, error) {

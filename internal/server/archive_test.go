@@ -3,8 +3,11 @@ package server
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -218,6 +221,18 @@ func TestArchiveFile(t *testing.T) {
 		sc.value(t, "weir_archive_remote_read_bytes_total") == 0 {
 		t.Errorf("archive metrics not counted")
 	}
+	// The catch-up read downloaded each archived segment once into the
+	// read cache (checkTiered's consumer reads 256 KiB at a time).
+	st, err := s.Broker().ArchiveStatus(context.Background(), tieredTopic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, archived := sc.value(t, "weir_archive_cache_download_bytes_total"), float64(st[0].Manifest.Bytes()); got == 0 || got > archived {
+		t.Errorf("downloaded %v bytes into the read cache for %v archived", got, archived)
+	}
+	if names, err := vfs.OS().List(filepath.Join(node.dir, "remote-cache")); err != nil || len(names) == 0 {
+		t.Errorf("read cache directory: %v, %v", names, err)
+	}
 	// A restart finds the archive: reads from 0 still work.
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -347,5 +362,40 @@ func TestArchivePowerLoss(t *testing.T) {
 			}
 			consumeTiered(t, s, int(p.HighWatermark()))
 		})
+	}
+}
+
+// TestArchiveCorruptObject: a damaged segment object in the archive fails
+// the read below the local log start and leaves nothing in the read cache.
+func TestArchiveCorruptObject(t *testing.T) {
+	archiveDir := t.TempDir()
+	node := tierNode{dir: t.TempDir(), archive: "file://" + archiveDir}
+	s := node.start(t)
+	createTiered(t, s)
+	produceTiered(t, s, 0, 600)
+	p := waitArchived(t, s, 60*time.Second)
+	var first string
+	err := filepath.WalkDir(archiveDir, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && strings.HasPrefix(d.Name(), fmt.Sprintf("%020d-", 0)) && strings.HasSuffix(d.Name(), ".log") {
+			first = path
+		}
+		return err
+	})
+	if err != nil || first == "" {
+		t.Fatalf("the first segment's object: %q, %v", first, err)
+	}
+	data, err := os.ReadFile(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)/2] ^= 0xff
+	if err := os.WriteFile(first, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Read(0, 1<<20); !errors.Is(err, broker.ErrStorage) {
+		t.Fatalf("read of a damaged archived segment: %v, want ErrStorage", err)
+	}
+	if names, err := vfs.OS().List(filepath.Join(node.dir, "remote-cache")); err != nil || len(names) != 0 {
+		t.Fatalf("read cache after a damaged download: %v, %v", names, err)
 	}
 }

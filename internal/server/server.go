@@ -150,6 +150,7 @@ func (s *Server) stages(cfg config.Config, opts Options) []stage {
 				Metrics:                 opts.Metrics,
 				Remote:                  store,
 				RemoteInterval:          opts.ArchiveInterval,
+				RemoteCacheBytes:        cfg.RemoteCacheBytes,
 			})
 			if errors.Is(err, broker.ErrDirLocked) {
 				return err // one line that already names the directory and its holder
