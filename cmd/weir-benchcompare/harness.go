@@ -49,14 +49,28 @@ func freeAddr() (string, error) {
 }
 
 // start runs a broker of kind on addr ("" for a free port) with data in
-// dir, and waits until it serves. tag names its profiles.
+// dir, and waits until it serves. tag names its profiles. A free port can
+// be taken by another process between freeAddr and the broker's listen:
+// a start on a port of its own choosing is tried up to three times.
 func (h *harness) start(kind, dir, addr, tag string) (*proc, error) {
-	if addr == "" {
-		var err error
-		if addr, err = freeAddr(); err != nil {
+	if addr != "" {
+		return h.startOn(kind, dir, addr, tag)
+	}
+	var err error
+	for range 3 {
+		var a string
+		if a, err = freeAddr(); err != nil {
 			return nil, err
 		}
+		var p *proc
+		if p, err = h.startOn(kind, dir, a, tag); err == nil {
+			return p, nil
+		}
 	}
+	return nil, err
+}
+
+func (h *harness) startOn(kind, dir, addr, tag string) (*proc, error) {
 	bin := h.self
 	if k, ok := strings.CutPrefix(kind, "base:"); ok {
 		if h.base == "" {
