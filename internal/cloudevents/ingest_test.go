@@ -387,3 +387,25 @@ func TestIdempotentWindowExpires(t *testing.T) {
 		t.Fatal("deduplicated past the window")
 	}
 }
+
+// TestIngestCompactedTopicNeedsAKey: the write gate refuses keyless
+// records on a compacted topic for every door, so an event without the
+// partitionkey extension (the record key) gets a 422 naming the rule, and
+// one with it is stored.
+func TestIngestCompactedTopicNeedsAKey(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.b.CreateTopic("table", 1, map[string]string{"cleanup.policy": "compact"}, false); err != nil {
+		t.Fatal(err)
+	}
+	r := e.postBinary("table", "no-key", "x")
+	if r.status != http.StatusUnprocessableEntity || !strings.Contains(string(r.body), "compacted topic cannot accept a record without a key") {
+		t.Fatalf("keyless event to a compacted topic: %d %s", r.status, r.body)
+	}
+	if r := e.postBinary("table", "keyed", "x", "ce-partitionkey: user-1"); r.status != http.StatusAccepted {
+		t.Fatalf("keyed event: %d %s", r.status, r.body)
+	}
+	p, _ := e.b.Partition("table", 0)
+	if hw := p.HighWatermark(); hw != 1 {
+		t.Fatalf("compacted topic holds %d records, want the keyed one", hw)
+	}
+}

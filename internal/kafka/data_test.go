@@ -320,3 +320,33 @@ func mustPartition(t *testing.T, ts *testServer, topic string, p int32) interfac
 	}
 	return part
 }
+
+// TestProduceKeylessToCompactedTopic: a compacted topic refuses records
+// without a key (as Kafka does) with INVALID_RECORD naming the record and
+// the rule; keyed records are stored.
+func TestProduceKeylessToCompactedTopic(t *testing.T) {
+	opts := testOptions(t)
+	if _, err := opts.Broker.CreateTopic("table", 1, map[string]string{"cleanup.policy": "compact"}, false); err != nil {
+		t.Fatal(err)
+	}
+	ts := startServer(t, opts)
+	c := dial(t, ts.addr)
+	raw, err := batch.Build(batch.BuildOptions{BaseTimestamp: time.Now().UnixMilli()},
+		[]batch.Record{{Key: []byte("k"), Value: []byte("a")}, {OffsetDelta: 1, Value: []byte("no key")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := c.roundTrip(produceReq(8, -1, "table", 0, raw)).(*kmsg.ProduceResponse)
+	pr := resp.Topics[0].Partitions[0]
+	if pr.ErrorCode != kerr.InvalidRecord.Code || len(pr.ErrorRecords) != 1 || pr.ErrorRecords[0].RelativeOffset != 1 ||
+		pr.ErrorMessage == nil || !strings.Contains(*pr.ErrorMessage, "without a key") {
+		t.Fatalf("keyless record to a compacted topic: %+v", pr)
+	}
+	raw, err = batch.Build(batch.BuildOptions{BaseTimestamp: time.Now().UnixMilli()}, []batch.Record{{Key: []byte("k"), Value: []byte("a")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pr := c.roundTrip(produceReq(8, -1, "table", 0, raw)).(*kmsg.ProduceResponse).Topics[0].Partitions[0]; pr.ErrorCode != 0 {
+		t.Fatalf("keyed record: %+v", pr)
+	}
+}
