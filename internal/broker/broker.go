@@ -178,6 +178,9 @@ type Broker struct {
 	pendingSince atomic.Int64
 	uploadErr    atomic.Pointer[tierError]
 	tierDone     chan struct{}
+	// archiveDeletes are the removals of deleted topics' archived
+	// segments under way (tier.go); Close waits for them.
+	archiveDeletes sync.WaitGroup
 }
 
 // Topic is a named set of partitions with configs.
@@ -449,6 +452,7 @@ func (b *Broker) Close() error {
 	<-b.done
 	<-b.cleanerDone
 	<-b.tierDone
+	b.archiveDeletes.Wait()
 	b.remoteCache.close()
 	err := b.closeTopics()
 	return errors.Join(err, b.unlock())

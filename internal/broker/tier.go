@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/weirhq/weir/internal/batch"
 )
@@ -449,4 +451,45 @@ func checkSegmentBatches(r io.Reader, seg RemoteSegment) string {
 		return fmt.Sprintf("batches end at %d, the manifest says %d", next-1, seg.LastOffset)
 	}
 	return ""
+}
+
+// deleteArchivedTimeout bounds the removal of one deleted topic's archive.
+const deleteArchivedTimeout = 2 * time.Minute
+
+// deleteArchived removes, in the background, the archived segments of t, a
+// tiered topic just deleted (Kafka deletes a deleted topic's remote
+// segments too): each partition is trimmed past its end, which deletes
+// every segment object (the small manifest stays, keyed by the old topic
+// ID, which no new topic reuses). A failure or a stop of the node leaves
+// objects behind and is logged; nothing else depends on them.
+func (b *Broker) deleteArchived(t *Topic) {
+	if b.opts.Remote == nil || !t.remote.Load() {
+		return
+	}
+	var rps []RemotePartition
+	for _, p := range t.Partitions() {
+		rps = append(rps, p.remotePartition())
+	}
+	b.archiveDeletes.Add(1)
+	go func() {
+		defer b.archiveDeletes.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), deleteArchivedTimeout)
+		defer cancel()
+		go func() {
+			select {
+			case <-b.stop:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		for _, rp := range rps {
+			b.remoteCache.forget(rp, math.MaxInt64)
+			if _, err := b.opts.Remote.Trim(ctx, rp, math.MaxInt64); err != nil {
+				b.opts.Logger.Warn("broker: deleting a deleted topic's archived segments", "topic", t.Name,
+					"partition", rp.Partition, "err", err)
+				return
+			}
+		}
+		b.opts.Logger.Info("broker: deleted a deleted topic's archived segments", "topic", t.Name, "partitions", len(rps))
+	}()
 }

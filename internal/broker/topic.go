@@ -247,6 +247,7 @@ func (b *Broker) DeleteTopic(name string) error {
 	for _, p := range t.Partitions() {
 		_ = p.log.Close()
 	}
+	b.deleteArchived(t)
 	// Leftover logs are orphans the next open removes if this fails.
 	if err := b.opts.FS.RemoveAll(filepath.Join(b.logsDir(), hex.EncodeToString(t.ID[:]))); err != nil {
 		b.opts.Logger.Warn("broker: removing deleted topic's logs", "topic", name, "err", err)

@@ -399,3 +399,31 @@ func TestArchiveCorruptObject(t *testing.T) {
 		t.Fatalf("read cache after a damaged download: %v, %v", names, err)
 	}
 }
+
+// TestArchiveDeletedTopic: deleting a tiered topic deletes its archived
+// segments too (in the background), as Kafka does with remote segments.
+func TestArchiveDeletedTopic(t *testing.T) {
+	archiveDir := filepath.Join(t.TempDir(), "archive")
+	node := tierNode{dir: t.TempDir(), archive: "file://" + archiveDir}
+	s := node.start(t)
+	createTiered(t, s)
+	produceTiered(t, s, 0, 2000)
+	waitArchived(t, s, 30*time.Second)
+	segments := func() int {
+		n := 0
+		_ = filepath.WalkDir(archiveDir, func(path string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() && strings.HasSuffix(path, ".log") {
+				n++
+			}
+			return nil
+		})
+		return n
+	}
+	if segments() == 0 {
+		t.Fatal("nothing archived before the delete")
+	}
+	if err := s.Broker().DeleteTopic(tieredTopic); err != nil {
+		t.Fatal(err)
+	}
+	waitForIn(t, 30*time.Second, "the deleted topic's archived segments removed", func() bool { return segments() == 0 })
+}
