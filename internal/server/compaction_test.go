@@ -168,7 +168,12 @@ func TestConsumerOffsetsStayBounded(t *testing.T) {
 
 	// The last records stay in the active segment (never cleaned), so the
 	// bound is the cleaned part plus at most one segment being written.
-	const maxSize, maxSegs = 4 * segBytes, 4
+	// Cleaned segments merge only when a clean runs, and a clean runs when
+	// the dirty share reaches min.cleanable.dirty.ratio (0.5): at rest a
+	// few small cleaned segments may be left unmerged (6 seen, 57 KB), a
+	// constant however many commits came (100,000 would be about 160
+	// segments uncleaned).
+	const maxSize, maxSegs = 4 * segBytes, 8
 	settle := time.Now()
 	for {
 		size, segs := p.Size(), segmentCount(t, s, dir, broker.OffsetsTopic)
