@@ -123,6 +123,7 @@ func (p *Partition) Clean(cfg map[string]string) error {
 		DeleteRetention:  time.Duration(b.effectiveInt(cfg, "delete.retention.ms")) * time.Millisecond,
 		MaxKeys:          int(b.opts.CleanerDedupeBufferSize / cleanerBytesPerKey),
 		Aborted:          p.abortedBatch,
+		AbortDropped:     p.txns.forget,
 		Throttle:         b.throttle.wait,
 	})
 	m := b.cleaner

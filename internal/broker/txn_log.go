@@ -324,6 +324,20 @@ func (p *Partition) LastStableOffset() int64 {
 	return max(p.txns.firstUnstable(hw), p.log.LogStartOffset())
 }
 
+// forget drops the aborted transaction of pid whose marker is at offset
+// (the cleaner is removing that marker, the transaction's records being
+// gone already: a reader told of it would skip pid's later records while
+// waiting for the marker).
+func (x *txnIndex) forget(pid, offset int64) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.aborted = slices.DeleteFunc(x.aborted, func(a AbortedTxn) bool { return a.ProducerID == pid && a.LastOffset == offset })
+	x.maxSpan = 0
+	for _, a := range x.aborted {
+		x.maxSpan = max(x.maxSpan, a.LastOffset-a.FirstOffset)
+	}
+}
+
 // AbortedTransactions returns the aborted transactions that overlap the
 // offsets [from, to) — those with FirstOffset < to and LastOffset >= from —
 // ordered by first offset, from the in-memory index (no segment is read).

@@ -27,7 +27,17 @@ import (
 // retries apart after a restart, as Kafka keeps it); runs of emptied
 // batches without a producer become one empty batch over their offsets.
 // So offsets stay contiguous from batch to batch and recovery checks them
-// as before. Control batches are kept.
+// as before.
+//
+// Transactions follow Kafka's rules: records of aborted transactions are
+// removed (CleanOptions.Aborted), and a commit or abort marker goes once
+// no batch of its transaction is left in the log — it is kept by the
+// clean that still reads one of them (those batches go in that clean, the
+// marker in the next) — once it is older than delete.retention.ms (its
+// batch's max timestamp, as for tombstones, so a consumer that read the
+// transaction's records still meets its end), and unless it is its
+// producer's last batch (its epoch still fences). An open transaction is
+// never looked into: UpTo is the last stable offset.
 //
 // Consecutive segments whose sizes add up to at most segment.bytes are
 // cleaned into one (so a log cleaned again and again keeps few, full
@@ -64,6 +74,13 @@ type CleanOptions struct {
 	// aborted transaction: its records are not mapped and are removed
 	// (the batch stays, empty). Nil: none is.
 	Aborted func(h batch.Header) bool
+	// AbortDropped is told of each abort marker the clean removes (its
+	// producer and offset) before the cleaned file replaces the old one,
+	// so the owner's aborted-transactions index can forget the
+	// transaction first: a read_committed consumer told of an aborted
+	// transaction skips its producer's records until it meets the abort
+	// marker. Nil: nobody is told.
+	AbortDropped func(producerID, offset int64)
 	// Throttle is called with the bytes read and written as the clean
 	// goes (log.cleaner.io.max.bytes.per.second); it may sleep. Nil: no
 	// limit.
@@ -99,7 +116,10 @@ type keyHash [16]byte
 type cleanMap struct {
 	keys      map[keyHash]int64
 	lastBatch map[int64]int64
-	buf       []byte // the batch read buffer, shared by both passes
+	// txnRead: the second pass read a transactional data batch of the
+	// producer since its last marker (that transaction's marker stays).
+	txnRead map[int64]bool
+	buf     []byte // the batch read buffer, shared by both passes
 }
 
 func hashKey(k []byte) keyHash {
@@ -155,7 +175,7 @@ func (l *Log) Clean(o CleanOptions) (CleanStats, error) {
 		return st, nil
 	}
 
-	keys := &cleanMap{keys: make(map[keyHash]int64), lastBatch: make(map[int64]int64)}
+	keys := &cleanMap{keys: make(map[keyHash]int64), lastBatch: make(map[int64]int64), txnRead: make(map[int64]bool)}
 	mapped := 0
 	for _, s := range cands {
 		full, err := l.mapSegment(s, keys, &o, &st)
@@ -410,12 +430,22 @@ func (w *cleanWriter) flushGap() error {
 // stays, empty and uncompressed, only when it is its producer's last (so
 // the producer's sequence range is still known after a restart, as Kafka
 // keeps it); otherwise it goes, and the cleaned file covers its offsets
-// with one empty batch over the run it belongs to. Control batches stay.
+// with one empty batch over the run it belongs to. A transaction marker
+// goes by Kafka's rules (dropMarker); other control batches stay.
 func thin(h batch.Header, raw []byte, m *cleanMap, tombHorizon int64, o *CleanOptions, out *[]byte) ([]byte, int, error) {
+	last := h.ProducerID >= 0 && m.lastBatch[h.ProducerID] == h.BaseOffset
 	if h.Control() {
+		if drop, abort := dropMarker(h, raw, m, last, tombHorizon); drop {
+			if abort && o.AbortDropped != nil {
+				o.AbortDropped(h.ProducerID, h.BaseOffset)
+			}
+			return nil, int(h.NumRecords), nil
+		}
 		return raw, 0, nil
 	}
-	last := h.ProducerID >= 0 && m.lastBatch[h.ProducerID] == h.BaseOffset
+	if h.Transactional() {
+		m.txnRead[h.ProducerID] = true
+	}
 	if h.NumRecords == 0 {
 		if last {
 			return raw, 0, nil
@@ -572,4 +602,30 @@ func (l *Log) Dirt(cleanedTo int64) Dirt {
 		d.Dirty += s.size.Load()
 	}
 	return d
+}
+
+// dropMarker reports whether the control batch h (read in order by the
+// second pass) goes, and whether it is an abort marker: a commit or abort
+// marker goes once the clean read no batch of its transaction (all went
+// in earlier cleans), older than the tombstone horizon, and not its
+// producer's last batch. An empty control batch goes on the same terms;
+// one of an unknown type stays.
+func dropMarker(h batch.Header, raw []byte, m *cleanMap, last bool, horizon int64) (drop, abort bool) {
+	read := m.txnRead[h.ProducerID]
+	delete(m.txnRead, h.ProducerID)
+	if read || last || h.MaxTimestamp >= horizon {
+		return false, false
+	}
+	if h.NumRecords == 0 {
+		return true, false
+	}
+	_, recs, err := batch.RecordsCompacted(raw, maxCleanBatchBytes)
+	if err != nil || len(recs) == 0 {
+		return false, false // kept as it is; the reader decides
+	}
+	k, err := batch.ParseControlKey(recs[0].Key)
+	if err != nil || k.Type != batch.ControlCommit && k.Type != batch.ControlAbort {
+		return false, false
+	}
+	return true, k.Type == batch.ControlAbort
 }

@@ -2,7 +2,9 @@ package commitlog
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -474,5 +476,115 @@ func TestCleanEmptiedBatchesDoNotAccumulate(t *testing.T) {
 		if producerEmpty > 1 || len(sealed) > 4 {
 			t.Fatalf("round %d: %d sealed batches (%d emptied of the producer) after the cleans: %+v", round, len(sealed), producerEmpty, sealed)
 		}
+	}
+}
+
+// TestCleanTransactionMarkers: records of an aborted transaction go at
+// the first clean; a commit or abort marker stays while a batch of its
+// transaction is read by the clean, goes at the next one once older than
+// delete.retention.ms, and stays if it is its producer's last batch. The
+// log reopens with contiguous offsets and the same batches.
+func TestCleanTransactionMarkers(t *testing.T) {
+	mem := vfs.NewMem()
+	o := Options{FS: mem, Dir: "/p", SegmentBytes: 1 << 20, Logger: quiet}
+	l := openLog(t, o)
+	seqs := map[int64]int32{}
+	data := func(pid int64, kv ...string) int64 {
+		var recs []batch.Record
+		for i := 0; i < len(kv); i += 2 {
+			recs = append(recs, batch.Record{OffsetDelta: int32(i / 2), Key: []byte(kv[i]), Value: []byte(kv[i+1])})
+		}
+		b, err := batch.Build(batch.BuildOptions{HasProducer: true, ProducerID: pid, ProducerEpoch: 1, BaseSequence: seqs[pid],
+			Transactional: true, BaseTimestamp: 10}, recs)
+		must(t, err)
+		seqs[pid] += int32(len(recs))
+		return appendDurable(t, l, b).BaseOffset
+	}
+	marker := func(pid int64, typ batch.ControlType) int64 {
+		b, err := batch.Build(batch.BuildOptions{HasProducer: true, ProducerID: pid, ProducerEpoch: 1, BaseSequence: -1,
+			Transactional: true, Control: true, BaseTimestamp: 20}, []batch.Record{batch.EndTxnMarker(typ, 0)})
+		must(t, err)
+		return appendDurable(t, l, b).BaseOffset
+	}
+	plain := func(k, v string) {
+		b, err := batch.Build(batch.BuildOptions{BaseTimestamp: 30}, []batch.Record{{Key: []byte(k), Value: []byte(v)}})
+		must(t, err)
+		appendDurable(t, l, b)
+	}
+	data(7, "a", "1", "b", "1")
+	m1 := marker(7, batch.ControlCommit)
+	aborted := data(7, "a", "x")
+	m2 := marker(7, batch.ControlAbort)
+	data(7, "a", "3")
+	m3 := marker(7, batch.ControlCommit)
+	data(7, "b", "3")
+	m4 := marker(7, batch.ControlCommit) // producer 7's last batch
+	data(8, "c", "1")
+	m5 := marker(8, batch.ControlCommit) // its transaction's record stays
+	plain("a", "4")
+	plain("b", "4")
+	l.mu.Lock()
+	must(t, l.roll())
+	l.mu.Unlock()
+	plain("z", "0")
+
+	markers := func() map[int64]bool {
+		_, hdrs := readCompacted(t, l)
+		out := map[int64]bool{}
+		for _, h := range hdrs {
+			if h.Control() {
+				out[h.BaseOffset] = true
+			}
+		}
+		return out
+	}
+	var dropped [][2]int64
+	clean := func(now int64, retention time.Duration) CleanStats {
+		st, err := l.Clean(CleanOptions{UpTo: l.HighWatermark(), Now: time.UnixMilli(now), DeleteRetention: retention,
+			Aborted:      func(h batch.Header) bool { return h.ProducerID == 7 && h.BaseOffset == aborted },
+			AbortDropped: func(pid, off int64) { dropped = append(dropped, [2]int64{pid, off}) }})
+		must(t, err)
+		return st
+	}
+	all := map[int64]bool{m1: true, m2: true, m3: true, m4: true, m5: true}
+
+	clean(1000, 0)
+	got, _ := readCompacted(t, l)
+	for off, r := range got {
+		if string(r.Key) == "a" && string(r.Value) != "4" || string(r.Key) == "b" && string(r.Value) != "4" {
+			t.Fatalf("after the first clean offset %d holds %s=%s", off, r.Key, r.Value)
+		}
+	}
+	if m := markers(); !maps.Equal(m, all) {
+		t.Fatalf("the first clean read every transaction's batches; markers left %v, want %v", m, all)
+	}
+	// Within delete.retention.ms (markers written at 20, now 1000, an
+	// hour's retention) they stay.
+	clean(1000, time.Hour)
+	if m := markers(); !maps.Equal(m, all) {
+		t.Fatalf("markers inside delete.retention.ms: %v, want %v", m, all)
+	}
+	st := clean(1000, 0)
+	want := map[int64]bool{m4: true, m5: true}
+	if m := markers(); !maps.Equal(m, want) {
+		t.Fatalf("markers after the second clean: %v, want %v (%+v)", m, want, st)
+	}
+	if !slices.Equal(dropped, [][2]int64{{7, m2}}) {
+		t.Fatalf("abort markers reported dropped: %v, want producer 7's at %d", dropped, m2)
+	}
+	l.Close()
+	l = openLog(t, o)
+	if m := markers(); !maps.Equal(m, want) {
+		t.Fatalf("markers after reopening: %v, want %v", m, want)
+	}
+	got, _ = readCompacted(t, l)
+	vals := map[string]string{}
+	for off, r := range got {
+		if !want[off] {
+			vals[string(r.Key)] = string(r.Value)
+		}
+	}
+	if !maps.Equal(vals, map[string]string{"a": "4", "b": "4", "c": "1", "z": "0"}) || len(got) != 6 {
+		t.Fatalf("records after the cleans: %v (%d with the markers')", vals, len(got))
 	}
 }

@@ -21,8 +21,10 @@ const maxTxnMarkerPartitions = 10_000
 // A marker of an older producer epoch → INVALID_PRODUCER_EPOCH, of an
 // older coordinator epoch → TRANSACTION_COORDINATOR_FENCED; unknown
 // partitions → UNKNOWN_TOPIC_OR_PARTITION. Unlike Kafka, the node's
-// internal topics refuse markers (INVALID_TOPIC_EXCEPTION): Weir writes
-// none there. v2 (transaction version) is not advertised.
+// internal topics refuse markers (INVALID_TOPIC_EXCEPTION): the markers
+// of __consumer_offsets are written by the group coordinator, which
+// applies them to the staged offsets as it writes them; one appended
+// past it would not be. v2 (transaction version) is not advertised.
 func init() {
 	register(api{Key: 27, MinVersion: 0, MaxVersion: 1, Handle: (*Server).handleWriteTxnMarkers})
 }
