@@ -236,6 +236,12 @@ func (r *report) goals() string {
 				measured: fmt.Sprintf("%s vs %s rec/s (ratio: median of runs)", num(r.median("txn", t, keyA)), num(r.median("txn", t, "idem_rps")))})
 		}
 	}
+	if have("txn", "weir-always", "t1000x4_vs_idem4") {
+		gs = append(gs, goal{name: "Transactions of 1,000 records vs idempotent produce, 4 producers each (Weir, durable)",
+			value: r.median("txn", "weir-always", "t1000x4_vs_idem4"), want: "(same goal, 4 producers)", context: true,
+			measured: fmt.Sprintf("%s vs %s rec/s (ratio: median of runs)", num(r.median("txn", "weir-always", "t1000x4_rps")),
+				num(r.median("txn", "weir-always", "idem4_rps")))})
+	}
 	pairedPeer("Transactions of 100 records vs idempotent produce (Weir, durable)", "weir-always", "t100_rps", "t100_vs_idem")
 	pairedPeer("Transactions of 1,000 records vs idempotent produce (kfake+SyncWrites)", "kfake-sync", "t1000_rps", "t1000_vs_idem")
 	pairedPeer("Transactions of 1,000 records vs idempotent produce (kfake, memory)", "kfake-mem", "t1000_rps", "t1000_vs_idem")

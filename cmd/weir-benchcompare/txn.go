@@ -7,13 +7,21 @@ import (
 )
 
 // txnVariant is one run of the txn workload: idempotent produce (records
-// 0) or transactions of records records.
+// 0) or transactions of records records, by producers clients (each its
+// own transactional id), paired with the idempotent run of as many.
 type txnVariant struct {
-	key     string // metric prefix
-	records int
+	key       string // metric prefix
+	records   int
+	producers int
+	idem      string // the idempotent variant it is paired with
 }
 
-var txnVariants = []txnVariant{{"idem", 0}, {"t100", 100}, {"t1000", 1000}}
+// One producer commits its transactions one after the other, so its rate
+// is bound by the serial rounds of each (AddPartitionsToTxn, the flush,
+// EndTxn and its fsyncs); four producers show how much of that the broker
+// overlaps, against four idempotent producers.
+var txnVariants = []txnVariant{{"idem", 0, 1, ""}, {"t100", 100, 1, "idem"}, {"t1000", 1000, 1, "idem"},
+	{"idem4", 0, 4, ""}, {"t1000x4", 1000, 4, "idem4"}}
 
 var txnMetrics = []metric{
 	{key: "idem_rps", label: "idempotent rec/s"},
@@ -26,6 +34,11 @@ var txnMetrics = []metric{
 	{key: "t1000_p99", label: "1000/txn commit p99 ms", lowerBetter: true},
 	{key: "t100_vs_idem", label: "100/txn ÷ idempotent"},
 	{key: "t1000_vs_idem", label: "1000/txn ÷ idempotent"},
+	{key: "idem4_rps", label: "4 producers: idempotent rec/s"},
+	{key: "t1000x4_rps", label: "4 producers: 1000/txn rec/s"},
+	{key: "t1000x4_p50", label: "4 producers: 1000/txn commit p50 ms", lowerBetter: true},
+	{key: "t1000x4_p99", label: "4 producers: 1000/txn commit p99 ms", lowerBetter: true},
+	{key: "t1000x4_vs_idem4", label: "4 producers: 1000/txn ÷ idempotent"},
 }
 
 // rotated returns vs starting at the (rep-1)th, so that over repetitions
@@ -51,7 +64,7 @@ func txnRun(ctx context.Context, h *harness, s settings, p *proc, rep int) (map[
 	vals := map[string]float64{}
 	for _, v := range rotated(txnVariants, rep) {
 		args := []string{"produce", "-t", "bench-" + v.key, "-p", strconv.Itoa(s.partitions), "-s", strconv.Itoa(s.recordSize),
-			"-d", s.duration.String()}
+			"-d", s.duration.String(), "--producers", strconv.Itoa(v.producers)}
 		if v.records > 0 {
 			args = append(args, "--txn-records", strconv.Itoa(v.records), "--transactional-id", "bench-"+v.key)
 		}
@@ -60,7 +73,7 @@ func txnRun(ctx context.Context, h *harness, s settings, p *proc, rep int) (map[
 			err = fmt.Errorf("weir bench reported no committed transactions")
 		}
 		if err != nil {
-			if v.records == 0 {
+			if v.key == "idem" {
 				return nil, err
 			}
 			fmt.Fprintf(h.log, "   %-12s %s: %v (reported as n/a)\n", p.kind, v.key, err)
@@ -74,11 +87,11 @@ func txnRun(ctx context.Context, h *harness, s settings, p *proc, rep int) (map[
 		lat := r.Produce.Transactions.CommitLatency
 		vals[v.key+"_p50"], vals[v.key+"_p99"] = lat.P50, lat.P99
 	}
-	for _, v := range txnVariants[1:] {
+	for _, v := range txnVariants {
 		t, ok1 := vals[v.key+"_rps"]
-		i, ok2 := vals["idem_rps"]
-		if ok1 && ok2 && i > 0 {
-			vals[v.key+"_vs_idem"] = t / i
+		i, ok2 := vals[v.idem+"_rps"]
+		if v.records > 0 && ok1 && ok2 && i > 0 {
+			vals[v.key+"_vs_"+v.idem] = t / i
 		}
 	}
 	return vals, nil

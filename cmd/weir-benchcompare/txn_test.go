@@ -23,9 +23,10 @@ func TestRotated(t *testing.T) {
 }
 
 // fakeWeir writes a stand-in for the weir CLI that answers `weir bench
-// produce` with the JSON of a run: idempotent at 1000 records/s, 100-record
-// transactions at 500 (commit p50 2 ms, p99 9 ms), and 1,000-record ones
-// failing, as a peer without transactions would.
+// produce` with the JSON of a run: idempotent at 1000 records/s (4000 with
+// 4 producers), 100-record transactions at 500 (commit p50 2 ms, p99 9
+// ms), and 1,000-record ones failing, as a peer without transactions
+// would.
 func fakeWeir(t *testing.T) string {
 	t.Helper()
 	script := `#!/bin/sh
@@ -33,7 +34,9 @@ case "$*" in
 *"--txn-records 1000 "*) echo "INVALID_TXN_STATE" >&2; exit 1 ;;
 *"--txn-records 100 "*) echo '{"produce":{"records":500,"records_per_sec":500,"mb_per_sec":0.51,"latency_ms":{"p50":1},
   "transactions":{"committed":5,"aborted":0,"commit_latency_ms":{"p50":2,"p99":9}}}}' ;;
-*) echo '{"produce":{"records":1000,"records_per_sec":1000,"mb_per_sec":1.02,"latency_ms":{"p50":1}}}' ;;
+*"--producers 4"*) echo '{"produce":{"records":4000,"records_per_sec":4000,"mb_per_sec":4.1,"latency_ms":{"p50":1}}}' ;;
+*"--producers 1"*) echo '{"produce":{"records":1000,"records_per_sec":1000,"mb_per_sec":1.02,"latency_ms":{"p50":1}}}' ;;
+*) echo "no --producers" >&2; exit 1 ;;
 esac
 `
 	path := filepath.Join(t.TempDir(), "weir")
@@ -54,7 +57,8 @@ func TestTxnRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]float64{"idem_rps": 1000, "idem_mbps": 1.02, "t100_rps": 500, "t100_p50": 2, "t100_p99": 9, "t100_vs_idem": 0.5}
+	want := map[string]float64{"idem_rps": 1000, "idem_mbps": 1.02, "t100_rps": 500, "t100_p50": 2, "t100_p99": 9, "t100_vs_idem": 0.5,
+		"idem4_rps": 4000, "idem4_mbps": 4.1}
 	if len(vals) != len(want) {
 		t.Errorf("values %v, want %v", vals, want)
 	}
@@ -97,7 +101,7 @@ func TestReportTxn(t *testing.T) {
 		"| Target | idempotent rec/s | idempotent MB/s | 100/txn rec/s |",
 		"| 1000/txn ÷ idempotent per run |",
 		// medians: idempotent 100000, 1000/txn 77000; ratios per run 0.85, 0.8, 0.7.
-		"| weir-always | 100000 | n/a | n/a | n/a | n/a | 77000 | 2 | n/a | n/a | 0.8 | 0.85, 0.8, 0.7 |",
+		"| weir-always | 100000 | n/a | n/a | n/a | n/a | 77000 | 2 | n/a | n/a | 0.8 | n/a | n/a | n/a | n/a | n/a | 0.85, 0.8, 0.7 |",
 		"| kfake-mem | n/a |",
 		// The goal is the median of the paired per-run ratios (0.8), not
 		// the ratio of medians (0.77).
