@@ -70,8 +70,9 @@ type Options struct {
 	// Metrics receives the per-topic traffic counters; nil records into
 	// unregistered metrics.
 	Metrics *metrics.Registry
-	// Remote is the node's tiered storage (tier.go); nil: none, and
-	// remote.storage.enable is stored only.
+	// Remote is the node's tiered storage (tier.go); nil: none, and a
+	// topic cannot turn remote.storage.enable on (one that had it keeps
+	// it, unread).
 	Remote RemoteStorage
 	// RemoteInterval is how often the uploader looks for sealed segments
 	// to archive (default DefaultRemoteInterval).

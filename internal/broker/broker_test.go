@@ -25,6 +25,17 @@ func openMem(t *testing.T, fs vfs.FS) *Broker {
 	return b
 }
 
+// openMemRemote is openMem with tiered storage (an in-memory archive).
+func openMemRemote(t *testing.T, fs vfs.FS) *Broker {
+	t.Helper()
+	b, err := Open(Options{FS: fs, Dir: "/data", Logger: quiet(), AutoCreateTopics: true, DefaultPartitions: 2,
+		Remote: newFakeRemote(), RemoteInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 func mkBatch(t *testing.T, n int, opts batch.BuildOptions) []byte {
 	t.Helper()
 	recs := make([]batch.Record, n)

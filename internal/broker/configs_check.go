@@ -173,6 +173,13 @@ func (b *Broker) checkCombined(prev, next map[string]string) error {
 		}
 		return nil
 	}
+	if b.opts.Remote == nil && (prev == nil || !on(prev, "remote.storage.enable")) {
+		// As Kafka refuses it while remote.log.storage.system.enable is
+		// off; a topic tiered before a restart without --archive keeps
+		// its setting (its archive is then not read or written).
+		return fmt.Errorf("%w: remote.storage.enable=true needs tiered storage on the node, which is off "+
+			"(start weir serve with --archive URL)", ErrInvalidConfig)
+	}
 	if strings.Contains(b.effective(next, "cleanup.policy"), "compact") {
 		return fmt.Errorf("%w: remote.storage.enable is not supported with cleanup.policy=compact", ErrInvalidConfig)
 	}

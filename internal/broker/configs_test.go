@@ -63,7 +63,13 @@ func TestConfigValueRules(t *testing.T) {
 // TestConfigsAcrossNames checks the rules Kafka applies to a topic's
 // configs together, on create and on alter.
 func TestConfigsAcrossNames(t *testing.T) {
-	b := openMem(t, vfs.NewMem())
+	plain := openMem(t, vfs.NewMem())
+	defer plain.Close()
+	if _, err := plain.CreateTopic("t", 1, map[string]string{"remote.storage.enable": "true"}, true); !errors.Is(err, ErrInvalidConfig) ||
+		!strings.Contains(err.Error(), "--archive") {
+		t.Errorf("remote.storage.enable=true on a node without tiered storage: %v, want an invalid config naming --archive", err)
+	}
+	b := openMemRemote(t, vfs.NewMem())
 	defer b.Close()
 	for _, c := range []struct {
 		configs map[string]string
@@ -223,7 +229,7 @@ func TestRetentionMsZeroExpiresClosedSegments(t *testing.T) {
 // TestDescribedConfigs checks what DescribeConfigs reports beyond values:
 // synonyms, the honoured flag and the doc saying why not.
 func TestDescribedConfigs(t *testing.T) {
-	b := openMem(t, vfs.NewMem())
+	b := openMemRemote(t, vfs.NewMem())
 	defer b.Close()
 	if _, err := b.CreateTopic("t", 1, map[string]string{"flush.messages": "10", "remote.storage.enable": "true"}, false); err != nil {
 		t.Fatal(err)
