@@ -128,13 +128,13 @@ func TestManifestEncoding(t *testing.T) {
 	}
 	edit := func(f func(b []byte) []byte) []byte { return f(bytes.Clone(b)) }
 	for name, bad := range map[string][]byte{
-		"empty":      nil,
-		"short":      b[:20],
-		"truncated":  b[:len(b)-1],
-		"bit flip":   edit(func(c []byte) []byte { c[40] ^= 1; return c }),
-		"bad magic":  reseal(edit(func(c []byte) []byte { c[0] = 'X'; return c })),
-		"version 3":  reseal(edit(func(c []byte) []byte { c[5] = 3; return c })),
-		"version 1":  reseal(edit(func(c []byte) []byte { c[5] = 1; return c })), // 72-byte entries
+		"empty":       nil,
+		"short":       b[:20],
+		"truncated":   b[:len(b)-1],
+		"bit flip":    edit(func(c []byte) []byte { c[40] ^= 1; return c }),
+		"bad magic":   reseal(edit(func(c []byte) []byte { c[0] = 'X'; return c })),
+		"version 3":   reseal(edit(func(c []byte) []byte { c[5] = 3; return c })),
+		"version 1":   reseal(edit(func(c []byte) []byte { c[5] = 1; return c })), // 72-byte entries
 		"entry flags": reseal(edit(func(c []byte) []byte { c[manifestHeaderLen+71] = 2; return c })),
 		"index size without the flag": reseal(edit(func(c []byte) []byte {
 			c[manifestHeaderLen+63] = 1

@@ -331,12 +331,19 @@ func (p *Partition) AbortedTransactions(from, to int64) []AbortedTxn {
 	x := &p.txns
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	hi := sort.Search(len(x.aborted), func(i int) bool { return x.aborted[i].FirstOffset >= to })
+	return overlapping(x.aborted, x.maxSpan, from, to)
+}
+
+// overlapping returns the entries of aborted (ordered by first offset,
+// none spanning more than maxSpan offsets) that overlap [from, to), in a
+// new slice.
+func overlapping(aborted []AbortedTxn, maxSpan, from, to int64) []AbortedTxn {
+	hi := sort.Search(len(aborted), func(i int) bool { return aborted[i].FirstOffset >= to })
 	var out []AbortedTxn
 	// Entries starting before from-maxSpan end before from.
-	for i := hi - 1; i >= 0 && x.aborted[i].FirstOffset >= from-x.maxSpan; i-- {
-		if x.aborted[i].LastOffset >= from {
-			out = append(out, x.aborted[i])
+	for i := hi - 1; i >= 0 && aborted[i].FirstOffset >= from-maxSpan; i-- {
+		if aborted[i].LastOffset >= from {
+			out = append(out, aborted[i])
 		}
 	}
 	slices.Reverse(out)
