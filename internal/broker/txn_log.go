@@ -354,9 +354,10 @@ func overlapping(aborted []AbortedTxn, maxSpan, from, to int64) []AbortedTxn {
 // DeleteRecords moved it.
 //
 // The start is the one readers see: for a tiered topic the archive's, so
-// read_committed reads of archived offsets still get their aborted
-// transactions (while the node runs: the index is rebuilt from the local
-// log at start, so after a restart archived ranges have none).
+// the index keeps the aborted transactions of archived offsets while the
+// node runs. It is rebuilt from the local log at start; after a restart
+// read_committed reads of archived offsets take theirs from the
+// transaction indexes archived with the segments (tier_txn.go).
 func (p *Partition) pruneTxns() { p.txns.prune(p.LogStartOffset()) }
 
 // loadMarker applies the control batch h found at open.
