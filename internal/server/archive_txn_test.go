@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
@@ -132,6 +133,23 @@ func TestArchiveReadCommittedAfterRestart(t *testing.T) {
 	names, err := filepath.Glob(filepath.Join(strings.TrimPrefix(node.archive, "file://"), "*", "0", "*.txnindex"))
 	if err != nil || len(names) == 0 {
 		t.Fatalf("transaction index objects: %v, %v", names, err)
+	}
+	code, body := get(t, "http://"+s.HTTPAddr()+"/archive/"+tieredTopic)
+	var ls ArchiveListJSON
+	if err := json.Unmarshal([]byte(body), &ls); code != 200 || err != nil || len(ls.Partitions) != 1 {
+		t.Fatalf("GET /archive: %d %v", code, err)
+	}
+	withIndex := 0
+	for _, g := range ls.Partitions[0].Segments {
+		if g.TxnIndexBytes == nil {
+			t.Fatalf("segment %d listed without its transaction index", g.BaseOffset)
+		}
+		if *g.TxnIndexBytes > 0 {
+			withIndex++
+		}
+	}
+	if withIndex != len(names) {
+		t.Fatalf("%d segments list an index, %d objects", withIndex, len(names))
 	}
 	segs, _, problems, err := s.Broker().VerifyArchive(context.Background(), tieredTopic)
 	if err != nil || len(problems) > 0 || segs == 0 {
