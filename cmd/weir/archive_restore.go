@@ -19,6 +19,10 @@ import (
 // (served from the archive where it is no longer local: Fetch below the
 // local log start reads archived segments) copied into a new topic, record
 // for record: same partition, key, value, headers and timestamp, in order.
+// It reads read_committed and writes plain (non-transactional) records:
+// the records of aborted transactions, whose ranges the broker knows for
+// archived segments from the transaction indexes uploaded with them, are
+// not copied, and the new topic holds no transactions at all.
 func newArchiveRestoreCmd(a *app) *cobra.Command {
 	var to, fromTime, toTime string
 	cmd := &cobra.Command{

@@ -56,6 +56,13 @@ type SegmentMeta struct {
 	// LogStartOffset is the local log's start offset now. It raises the
 	// archive's start offset, and only it permits a gap (see Manifest.Add).
 	LogStartOffset int64
+	// HasTxnIndex records the segment's transaction index, TxnIndex, in
+	// its manifest entry: stored as an object of its own (txnindex.go)
+	// when not empty; empty means no aborted transaction overlaps the
+	// segment. Without it the entry records none, as before Weir wrote
+	// transaction indexes.
+	HasTxnIndex bool
+	TxnIndex    []byte
 }
 
 // Archive uploads and reads partitions' segments on a Backend and keeps
@@ -231,6 +238,9 @@ func (a *Archive) UploadSegment(ctx context.Context, tp TopicPartition, meta Seg
 	if err := next.Add(seg, meta.LogStartOffset); err != nil {
 		return fmt.Errorf("archive: %s: %w", tp, err)
 	}
+	if err := a.putTxnIndex(ctx, tp, &seg, meta); err != nil {
+		return err
+	}
 	key := SegmentKey(tp, seg.BaseOffset, seg.LastOffset)
 	h := crc32.New(castagnoli)
 	start := a.opts.Now()
@@ -375,7 +385,11 @@ func (a *Archive) Trim(ctx context.Context, tp TopicPartition, startOffset int64
 		return err
 	}
 	for _, s := range dropped {
-		if err := a.be.Delete(ctx, SegmentKey(tp, s.BaseOffset, s.LastOffset)); err != nil {
+		err := a.be.Delete(ctx, SegmentKey(tp, s.BaseOffset, s.LastOffset))
+		if err == nil {
+			err = a.deleteTxnIndex(ctx, tp, s)
+		}
+		if err != nil {
 			a.opts.Logger.Warn("archive: delete of a trimmed segment failed; Sweep will retry",
 				slog.String("partition", tp.String()), slog.Int64("base", s.BaseOffset), slog.Any("err", err))
 		}
@@ -402,6 +416,9 @@ func (a *Archive) Sweep(ctx context.Context, tp TopicPartition) ([]string, error
 	keep := map[string]bool{ManifestKey(tp): true}
 	for _, s := range cur.Segments {
 		keep[SegmentKey(tp, s.BaseOffset, s.LastOffset)] = true
+		if s.TxnIndexSize > 0 {
+			keep[TxnIndexKey(tp, s.BaseOffset, s.LastOffset)] = true
+		}
 	}
 	objs, err := a.be.List(ctx, tp.dir()+"/")
 	if err != nil {

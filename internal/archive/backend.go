@@ -79,6 +79,10 @@ type Options struct {
 	// MaxManifestBytes refuses a manifest object larger than this when
 	// reading it (about 1.2 million segments at the default 64 MiB).
 	MaxManifestBytes int64
+	// MaxTxnIndexBytes refuses a segment's transaction index larger than
+	// this, on upload and on read (about 2.8 million aborted transactions at the
+	// default 64 MiB, far more than a segment holds).
+	MaxTxnIndexBytes int64
 }
 
 // Defaults returns o with every zero value replaced by its default.
@@ -101,6 +105,9 @@ func (o Options) Defaults() Options {
 	if o.MaxManifestBytes == 0 {
 		o.MaxManifestBytes = 64 << 20
 	}
+	if o.MaxTxnIndexBytes == 0 {
+		o.MaxTxnIndexBytes = 64 << 20
+	}
 	return o
 }
 
@@ -114,6 +121,9 @@ func (o Options) Validate() error {
 	}
 	if o.MaxManifestBytes < manifestHeaderLen+manifestTrailerLen {
 		return fmt.Errorf("archive: MaxManifestBytes %d too small", o.MaxManifestBytes)
+	}
+	if o.MaxTxnIndexBytes < 0 {
+		return fmt.Errorf("archive: MaxTxnIndexBytes %d is negative", o.MaxTxnIndexBytes)
 	}
 	return nil
 }

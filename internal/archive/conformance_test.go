@@ -177,6 +177,7 @@ func runConformance(t *testing.T, h harness) {
 	t.Run("Corrupt", func(t *testing.T) { testCorrupt(t, h) })
 	t.Run("CrashMidUpload", func(t *testing.T) { testCrashMidUpload(t, h) })
 	t.Run("Trim", func(t *testing.T) { testTrim(t, h) })
+	t.Run("TxnIndex", func(t *testing.T) { testTxnIndex(t, h) })
 }
 
 func TestConformanceMem(t *testing.T) { runConformance(t, memHarness()) }

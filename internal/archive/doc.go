@@ -36,12 +36,22 @@
 // better, its topic ID (a topic deleted and created again under the same
 // name must not inherit the old archive); both are Kafka-legal names.
 //
-//	TOPIC/PARTITION/00000000000000000000-00000000000000000099.log   segment: base-last, 20 digits each
+//	TOPIC/PARTITION/00000000000000000000-00000000000000000099.log       segment: base-last, 20 digits each
+//	TOPIC/PARTITION/00000000000000000000-00000000000000000099.txnindex  its transaction index (when not empty)
 //	TOPIC/PARTITION/00000000000000000100-00000000000000000250.log
-//	TOPIC/PARTITION/manifest                                        the partition's manifest
+//	TOPIC/PARTITION/manifest                                            the partition's manifest
 //
 // A segment object holds the segment's bytes exactly as the local log has
 // them (Kafka record batches); the archive neither parses nor rewrites them.
+// A transaction index object (txnindex.go) holds the aborted transactions
+// that overlap the segment, in the broker's format (internal/broker,
+// tier_txn.go, draws and checks it): Kafka's .txnindex, which KIP-405
+// uploads with each segment, so read_committed reads of archived offsets
+// learn which records to skip after the broker's in-memory index is gone.
+// The archive stores its bytes opaquely and verifies the size and CRC-32C
+// the manifest records. An empty index (no aborted transaction overlaps
+// the segment; every segment of a topic without transactions) is recorded
+// in the manifest without an object.
 //
 // # Manifest
 //
@@ -53,16 +63,28 @@
 //	+-------+-------+-------+--------------+--------------+---------+
 //	|"WARM" |version| flags |  generation  | start offset |  count  |  header, 28 bytes
 //	+-------+-------+-------+--------------+--------------+---------+
-//	| count segment entries of 56 bytes each, by base offset:        |
+//	| count segment entries of 72 bytes each, by base offset:        |
 //	| +-----------+-----------+---------+---------+------+------+------+-----------+
 //	| |base offset|last offset|first ts |max ts   |size  |crc32c|zero  |upload time|
 //	| |  int64    |  int64    |int64 ms |int64 ms |int64 |uint32|uint32|int64 ms   |
 //	| +-----------+-----------+---------+---------+------+------+------+-----------+
+//	| |txn index size|txn index crc32c|entry flags|                   (version 2 only)
+//	| |    int64     |     uint32     |  uint32   |
+//	| +--------------+----------------+-----------+
 //	+---------------------------------------------------------------+
 //	| crc32c (Castagnoli) of every byte before it, uint32            |  trailer, 4 bytes
 //	+---------------------------------------------------------------+
 //
-// version is 1; flags and the zero word are 0. The generation rises by one
+// version is 2; flags and the zero word are 0. Entry flags bit 0 says the
+// entry records its transaction index (size 0: no object); without it the
+// size and CRC are 0. Version 1 manifests, written before transaction
+// indexes, have 56-byte entries (no last row) and are still read: their
+// segments record no transaction index (Segment.TxnIndex false), which
+// tells the broker it must not take their aborted transactions from the
+// archive (it falls back to its in-memory index, which after a restart
+// knows none of them: see internal/broker, tier_txn.go). The next change
+// to such a partition stores version 2, so a Weir that predates version 2
+// cannot read it any more. The generation rises by one
 // with every change. A decoder accepts only a manifest that satisfies the
 // invariants Add keeps: entries contiguous (each base is the previous last
 // + 1: no gap, no overlap), base <= last, size >= 0, and when there are
@@ -72,9 +94,10 @@
 // # Uploads
 //
 // UploadSegment checks that the segment may be added (Manifest.Add) before
-// it sends a byte, writes the segment object while computing its CRC-32C,
-// and only once the object is complete writes the next manifest generation
-// that names it. A crash or error in between leaves an orphan object that
+// it sends a byte, writes the segment's transaction index object (when
+// given and not empty), writes the segment object while computing its
+// CRC-32C, and only once both objects are complete writes the next
+// manifest generation that names them. A crash or error in between leaves an orphan object that
 // the retry overwrites (same key) or Sweep removes; the manifest never
 // names an incomplete object and never has a gap or an overlap. A gap is
 // accepted only when the caller says, through SegmentMeta.LogStartOffset,
@@ -83,7 +106,10 @@
 //
 // ReadSegment returns a reader that verifies the size and CRC-32C from the
 // manifest as it reaches the end: a corrupted or truncated object ends in
-// an error wrapping ErrCorrupt, never in io.EOF.
+// an error wrapping ErrCorrupt, never in io.EOF. ReadTxnIndex reads a
+// transaction index whole (bounded by Options.MaxTxnIndexBytes) and checks
+// it the same way. Trim deletes the transaction indexes of the segments it
+// drops; Sweep keeps those the manifest names and deletes orphans.
 //
 // # Concurrency
 //

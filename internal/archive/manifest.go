@@ -13,10 +13,14 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 const (
 	manifestMagic      = "WARM"
-	manifestVersion    = 1
+	manifestVersion    = 2 // written; 1 is read too
 	manifestHeaderLen  = 28
-	manifestEntryLen   = 56
+	manifestEntryLenV1 = 56
+	manifestEntryLen   = 72
 	manifestTrailerLen = 4
+
+	// entryTxnIndex flags an entry that records its transaction index.
+	entryTxnIndex = 1
 )
 
 // Segment is one archived segment as the manifest records it.
@@ -34,6 +38,15 @@ type Segment struct {
 	CRC32C uint32
 	// UploadTime is when the object was complete, Unix milliseconds.
 	UploadTime int64
+	// TxnIndex reports that the segment's transaction index was uploaded
+	// with it: TxnIndexSize bytes with checksum TxnIndexCRC32C under
+	// TxnIndexKey, or no object when TxnIndexSize is 0 (no aborted
+	// transaction overlaps the segment). False for a segment uploaded
+	// before Weir wrote transaction indexes (a version 1 manifest entry):
+	// the archive does not know its aborted transactions.
+	TxnIndex       bool
+	TxnIndexSize   int64
+	TxnIndexCRC32C uint32
 }
 
 // Manifest lists one partition's archived segments. A Manifest value is
@@ -146,6 +159,9 @@ func (m *Manifest) check() error {
 		if s.BaseOffset < 0 || s.LastOffset < s.BaseOffset || s.Size < 0 {
 			return fmt.Errorf("invalid segment %d-%d of %d bytes", s.BaseOffset, s.LastOffset, s.Size)
 		}
+		if s.TxnIndexSize < 0 || !s.TxnIndex && (s.TxnIndexSize != 0 || s.TxnIndexCRC32C != 0) {
+			return fmt.Errorf("segment %d-%d: invalid transaction index of %d bytes", s.BaseOffset, s.LastOffset, s.TxnIndexSize)
+		}
 		if i > 0 && s.BaseOffset != m.Segments[i-1].LastOffset+1 {
 			return fmt.Errorf("segment %d-%d does not follow %d", s.BaseOffset, s.LastOffset, m.Segments[i-1].LastOffset)
 		}
@@ -180,6 +196,13 @@ func (m *Manifest) MarshalBinary() ([]byte, error) {
 		b = binary.BigEndian.AppendUint32(b, s.CRC32C)
 		b = binary.BigEndian.AppendUint32(b, 0)
 		b = binary.BigEndian.AppendUint64(b, uint64(s.UploadTime))
+		var flags uint32
+		if s.TxnIndex {
+			flags |= entryTxnIndex
+		}
+		b = binary.BigEndian.AppendUint64(b, uint64(s.TxnIndexSize))
+		b = binary.BigEndian.AppendUint32(b, s.TxnIndexCRC32C)
+		b = binary.BigEndian.AppendUint32(b, flags)
 	}
 	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli)), nil
 }
@@ -201,14 +224,19 @@ func (m *Manifest) UnmarshalBinary(b []byte) error {
 	if got, want := crc32.Checksum(body, castagnoli), binary.BigEndian.Uint32(b[len(body):]); got != want {
 		return corrupt("checksum %08x, want %08x", got, want)
 	}
-	if v := binary.BigEndian.Uint16(b[4:]); v != manifestVersion {
+	entryLen := uint64(manifestEntryLen)
+	switch v := binary.BigEndian.Uint16(b[4:]); v {
+	case manifestVersion:
+	case 1:
+		entryLen = manifestEntryLenV1
+	default:
 		return corrupt("unsupported version %d", v)
 	}
 	if f := binary.BigEndian.Uint16(b[6:]); f != 0 {
 		return corrupt("unknown flags %#x", f)
 	}
 	count := uint64(binary.BigEndian.Uint32(b[24:]))
-	if uint64(len(body)-manifestHeaderLen) != count*manifestEntryLen {
+	if uint64(len(body)-manifestHeaderLen) != count*entryLen {
 		return corrupt("%d entries do not fill %d bytes", count, len(body)-manifestHeaderLen)
 	}
 	out := Manifest{
@@ -216,9 +244,21 @@ func (m *Manifest) UnmarshalBinary(b []byte) error {
 		StartOffset: int64(binary.BigEndian.Uint64(b[16:])),
 		Segments:    make([]Segment, 0, count),
 	}
-	for e := body[manifestHeaderLen:]; len(e) > 0; e = e[manifestEntryLen:] {
+	for e := body[manifestHeaderLen:]; len(e) > 0; e = e[entryLen:] {
 		if binary.BigEndian.Uint32(e[44:]) != 0 {
 			return corrupt("non-zero reserved word")
+		}
+		var txn struct {
+			known bool
+			size  int64
+			crc   uint32
+		}
+		if entryLen == manifestEntryLen {
+			flags := binary.BigEndian.Uint32(e[68:])
+			if flags&^entryTxnIndex != 0 {
+				return corrupt("unknown entry flags %#x", flags)
+			}
+			txn.known, txn.size, txn.crc = flags&entryTxnIndex != 0, int64(binary.BigEndian.Uint64(e[56:])), binary.BigEndian.Uint32(e[64:])
 		}
 		out.Segments = append(out.Segments, Segment{
 			BaseOffset:     int64(binary.BigEndian.Uint64(e[0:])),
@@ -228,6 +268,9 @@ func (m *Manifest) UnmarshalBinary(b []byte) error {
 			Size:           int64(binary.BigEndian.Uint64(e[32:])),
 			CRC32C:         binary.BigEndian.Uint32(e[40:]),
 			UploadTime:     int64(binary.BigEndian.Uint64(e[48:])),
+			TxnIndex:       txn.known,
+			TxnIndexSize:   txn.size,
+			TxnIndexCRC32C: txn.crc,
 		})
 	}
 	if err := out.check(); err != nil {

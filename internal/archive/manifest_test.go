@@ -102,6 +102,7 @@ func TestManifestEncoding(t *testing.T) {
 		}
 	}
 	m.Segments[0].FirstTimestamp = -1
+	m.Segments[1].TxnIndex, m.Segments[1].TxnIndexSize, m.Segments[1].TxnIndexCRC32C = true, 123, 0xfeedf00d
 	b, err := m.MarshalBinary()
 	if err != nil {
 		t.Fatal(err)
@@ -127,12 +128,18 @@ func TestManifestEncoding(t *testing.T) {
 	}
 	edit := func(f func(b []byte) []byte) []byte { return f(bytes.Clone(b)) }
 	for name, bad := range map[string][]byte{
-		"empty":      nil,
-		"short":      b[:20],
-		"truncated":  b[:len(b)-1],
-		"bit flip":   edit(func(c []byte) []byte { c[40] ^= 1; return c }),
-		"bad magic":  reseal(edit(func(c []byte) []byte { c[0] = 'X'; return c })),
-		"version 2":  reseal(edit(func(c []byte) []byte { c[5] = 2; return c })),
+		"empty":       nil,
+		"short":       b[:20],
+		"truncated":   b[:len(b)-1],
+		"bit flip":    edit(func(c []byte) []byte { c[40] ^= 1; return c }),
+		"bad magic":   reseal(edit(func(c []byte) []byte { c[0] = 'X'; return c })),
+		"version 3":   reseal(edit(func(c []byte) []byte { c[5] = 3; return c })),
+		"version 1":   reseal(edit(func(c []byte) []byte { c[5] = 1; return c })), // 72-byte entries
+		"entry flags": reseal(edit(func(c []byte) []byte { c[manifestHeaderLen+71] = 2; return c })),
+		"index size without the flag": reseal(edit(func(c []byte) []byte {
+			c[manifestHeaderLen+63] = 1
+			return c
+		})),
 		"flags":      reseal(edit(func(c []byte) []byte { c[7] = 1; return c })),
 		"count high": reseal(edit(func(c []byte) []byte { binary.BigEndian.PutUint32(c[24:], 1<<31); return c })),
 		"count low":  reseal(edit(func(c []byte) []byte { binary.BigEndian.PutUint32(c[24:], 1); return c })),
@@ -154,6 +161,51 @@ func TestManifestEncoding(t *testing.T) {
 	}
 }
 
+// encodeV1 encodes m as version 1 did (56-byte entries, no transaction
+// index), as manifests stored before transaction indexes are.
+func encodeV1(m *Manifest) []byte {
+	b := []byte(manifestMagic)
+	b = binary.BigEndian.AppendUint16(b, 1)
+	b = binary.BigEndian.AppendUint16(b, 0)
+	b = binary.BigEndian.AppendUint64(b, m.Generation)
+	b = binary.BigEndian.AppendUint64(b, uint64(m.StartOffset))
+	b = binary.BigEndian.AppendUint32(b, uint32(len(m.Segments)))
+	for _, s := range m.Segments {
+		for _, v := range []int64{s.BaseOffset, s.LastOffset, s.FirstTimestamp, s.MaxTimestamp, s.Size} {
+			b = binary.BigEndian.AppendUint64(b, uint64(v))
+		}
+		b = binary.BigEndian.AppendUint32(b, s.CRC32C)
+		b = binary.BigEndian.AppendUint32(b, 0)
+		b = binary.BigEndian.AppendUint64(b, uint64(s.UploadTime))
+	}
+	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+}
+
+// A version 1 manifest (stored before transaction indexes) still reads:
+// its segments record no transaction index; the next change stores it as
+// version 2.
+func TestManifestV1(t *testing.T) {
+	m := &Manifest{Generation: 4, StartOffset: 5, Segments: []Segment{seg(0, 9), seg(10, 19)}}
+	var got Manifest
+	if err := got.UnmarshalBinary(encodeV1(m)); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(&got, m) {
+		t.Fatalf("version 1:\n%+v\nwant\n%+v", got, *m)
+	}
+	if err := got.Add(Segment{BaseOffset: 20, LastOffset: 29, TxnIndex: true}, 0); err != nil {
+		t.Fatal(err)
+	}
+	b, err := got.MarshalBinary()
+	if err != nil || binary.BigEndian.Uint16(b[4:]) != 2 {
+		t.Fatalf("re-encoded: %v", err)
+	}
+	var again Manifest
+	if err := again.UnmarshalBinary(b); err != nil || !reflect.DeepEqual(again, got) {
+		t.Fatalf("version 2 round trip: %v", err)
+	}
+}
+
 // FuzzManifestDecode: the decoder never panics, allocates in proportion to
 // its input whatever the count field says, and whatever it accepts
 // re-encodes to the same bytes.
@@ -162,10 +214,13 @@ func FuzzManifestDecode(f *testing.F) {
 	for _, s := range [][2]int64{{0, 9}, {10, 19}, {20, 99}} {
 		_ = m.Add(seg(s[0], s[1]), 0)
 	}
+	m.Segments[1].TxnIndex = true
+	m.Segments[2].TxnIndex, m.Segments[2].TxnIndexSize, m.Segments[2].TxnIndexCRC32C = true, 48, 0xabcdef01
 	good, _ := m.MarshalBinary()
 	empty, _ := (&Manifest{Generation: 1, StartOffset: 42}).MarshalBinary()
 	f.Add(good)
 	f.Add(empty)
+	f.Add(encodeV1(m))
 	f.Add(good[:40])
 	f.Add([]byte("WARM"))
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -187,12 +242,21 @@ func checkDecode(t *testing.T, b []byte) {
 		}
 		return
 	}
-	if cap(m.Segments)*manifestEntryLen > len(b) {
+	if cap(m.Segments)*manifestEntryLenV1 > len(b) {
 		t.Fatalf("%d entries allocated from %d bytes", cap(m.Segments), len(b))
 	}
 	again, err := m.MarshalBinary()
 	if err != nil {
 		t.Fatalf("accepted manifest does not re-encode: %v", err)
+	}
+	if binary.BigEndian.Uint16(b[4:]) == 1 {
+		// Version 1 is read, never written: it re-encodes as version 2,
+		// which decodes to the same manifest.
+		var m2 Manifest
+		if err := m2.UnmarshalBinary(again); err != nil || !reflect.DeepEqual(m, m2) {
+			t.Fatalf("version 1 round trip: %v", err)
+		}
+		return
 	}
 	if !bytes.Equal(again, b) {
 		t.Fatal("round trip changed the bytes")

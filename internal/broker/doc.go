@@ -46,7 +46,9 @@
 // are in memory, rebuilt at open by the walk over the log that rebuilds
 // idempotent-producer state (txn_log.go says what it costs), and the index
 // is pruned below the log start by retention and DeleteRecords. A
-// partition without transactions pays one atomic load for its LSO.
+// partition without transactions pays one atomic load for its LSO. For
+// offsets only the archive holds, the aborted transactions come from the
+// transaction index uploaded with each segment (below).
 //
 // # Tiered storage
 //
@@ -60,6 +62,16 @@
 // LogStartOffset is then the archive's start; LocalLogStartOffset
 // the local one. The broker declares RemoteStorage; internal/server adapts
 // internal/archive to it, so broker never imports archive.
+//
+// Each segment is uploaded, once every transaction in it is decided (its
+// last offset below the LSO), with its transaction index: the aborted
+// transactions overlapping it, in a checksummed format drawn in
+// tier_txn.go, which the archive stores beside the segment and records in
+// its manifest entry. read_committed reads of archived offsets load it
+// lazily, per segment, into a bounded cache, so they skip aborted records
+// after a restart too; a damaged index fails the read, never serves
+// aborted records as committed. Producer snapshots are not uploaded
+// (tier_txn.go says why).
 //
 // # On-disk layout (under Options.Dir)
 //

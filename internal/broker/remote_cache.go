@@ -68,6 +68,8 @@ type remoteCache struct {
 	logger     *slog.Logger
 	crc        *crc32.Table
 	downloaded prometheus.Counter
+	// txns holds archived segments' aborted transactions (tier_txn.go).
+	txns txnIndexCache
 
 	mu sync.Mutex
 	// size is the bytes on disk: cached files, evicted files still being
@@ -251,8 +253,10 @@ func (c *remoteCache) drop(s *cachedSegment) {
 	c.remove(out)
 }
 
-// forget drops a partition's cached segments below start.
+// forget drops a partition's cached segments below start, and their
+// aborted transactions.
 func (c *remoteCache) forget(rp RemotePartition, start int64) {
+	c.txns.forget(rp, start)
 	c.mu.Lock()
 	var out []*cachedSegment
 	for k, s := range c.items {

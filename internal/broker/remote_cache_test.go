@@ -24,13 +24,16 @@ type fakeRemote struct {
 	mu        sync.Mutex
 	manifests map[RemotePartition]RemoteManifest
 	objects   map[segmentKey][]byte
+	txnIdx    map[segmentKey][]byte // transaction indexes
+	txnReads  atomic.Int64
 	reads     atomic.Int64
 	// gate, when set, holds every segment read until it is closed.
 	gate chan struct{}
 }
 
 func newFakeRemote() *fakeRemote {
-	return &fakeRemote{manifests: map[RemotePartition]RemoteManifest{}, objects: map[segmentKey][]byte{}}
+	return &fakeRemote{manifests: map[RemotePartition]RemoteManifest{}, objects: map[segmentKey][]byte{},
+		txnIdx: map[segmentKey][]byte{}}
 }
 
 func (f *fakeRemote) Upload(_ context.Context, rp RemotePartition, seg RemoteSegment, logStart int64, r io.Reader) (RemoteManifest, error) {
@@ -46,6 +49,14 @@ func (f *fakeRemote) Upload(_ context.Context, rp RemotePartition, seg RemoteSeg
 	}
 	seg.CRC32C = crc32.Checksum(data, crc32.MakeTable(crc32.Castagnoli))
 	seg.Size = int64(len(data))
+	if seg.TxnIndex {
+		seg.TxnIndexSize = int64(len(seg.TxnIndexData))
+		if len(seg.TxnIndexData) > 0 {
+			seg.TxnIndexCRC32C = crc32.Checksum(seg.TxnIndexData, crc32.MakeTable(crc32.Castagnoli))
+			f.txnIdx[segmentKey{rp, seg.BaseOffset}] = bytes.Clone(seg.TxnIndexData)
+		}
+	}
+	seg.TxnIndexData = nil
 	if m.Empty() {
 		m.StartOffset = logStart
 	}
@@ -85,11 +96,31 @@ func (f *fakeRemote) Trim(_ context.Context, rp RemotePartition, start int64) (R
 			keep = append(keep, s)
 		} else {
 			delete(f.objects, segmentKey{rp, s.BaseOffset})
+			delete(f.txnIdx, segmentKey{rp, s.BaseOffset})
 		}
 	}
 	m.Segments, m.StartOffset = keep, max(m.StartOffset, start)
 	f.manifests[rp] = m
 	return m, nil
+}
+
+// ReadTxnIndex verifies as internal/archive does: size and CRC-32C.
+func (f *fakeRemote) ReadTxnIndex(_ context.Context, rp RemotePartition, base int64) ([]byte, error) {
+	f.txnReads.Add(1)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	m := f.manifests[rp]
+	seg, ok := m.find(base)
+	data, stored := f.txnIdx[segmentKey{rp, base}]
+	switch {
+	case !ok || seg.BaseOffset != base || !seg.TxnIndex:
+		return nil, fmt.Errorf("fake: no transaction index %d", base)
+	case !stored:
+		return nil, errors.New("fake: transaction index listed but missing")
+	case int64(len(data)) != seg.TxnIndexSize || crc32.Checksum(data, crc32.MakeTable(crc32.Castagnoli)) != seg.TxnIndexCRC32C:
+		return nil, errors.New("fake: corrupt transaction index")
+	}
+	return bytes.Clone(data), nil
 }
 
 // corrupt flips a byte of the archived object holding offset.

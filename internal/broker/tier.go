@@ -2,6 +2,7 @@ package broker
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -42,8 +43,15 @@ type RemoteStorage interface {
 	// reader has reached io.EOF. The caller closes it.
 	ReadSegment(ctx context.Context, rp RemotePartition, base int64) (io.ReadCloser, error)
 	// Trim raises the partition's start offset to start, deleting the
-	// segments wholly below it, and returns the manifest after it.
+	// segments wholly below it (with their transaction indexes), and
+	// returns the manifest after it.
 	Trim(ctx context.Context, rp RemotePartition, start int64) (RemoteManifest, error)
+	// ReadTxnIndex returns the transaction index uploaded with the
+	// archived segment with base offset base (seg.TxnIndexData of its
+	// Upload), verified against the size and checksum its manifest entry
+	// records: damage or a missing object is an error, never other bytes.
+	// It is called only for segments whose entry has TxnIndexSize > 0.
+	ReadTxnIndex(ctx context.Context, rp RemotePartition, base int64) ([]byte, error)
 }
 
 // RemotePartition names a partition in remote storage.
@@ -60,6 +68,16 @@ type RemoteSegment struct {
 	Size                         int64
 	CRC32C                       uint32 // set by the store
 	UploadTime                   int64  // Unix ms, set by the store
+	// TxnIndex reports that the segment's transaction index (tier_txn.go)
+	// was uploaded with it, TxnIndexSize bytes (0: no aborted transaction
+	// overlaps the segment, and no object) with checksum TxnIndexCRC32C.
+	// False for segments uploaded before Weir wrote them.
+	TxnIndex       bool
+	TxnIndexSize   int64
+	TxnIndexCRC32C uint32 // set by the store
+	// TxnIndexData is the index to upload (Upload only; the uploader sets
+	// it and TxnIndex).
+	TxnIndexData []byte
 }
 
 // RemoteManifest lists a partition's archived segments: contiguous, by
@@ -362,6 +380,12 @@ func (b *Broker) VerifyArchive(ctx context.Context, topic string) (segments, byt
 			if i > 0 && seg.BaseOffset != m.Segments[i-1].LastOffset+1 {
 				problems = append(problems, VerifyProblem{s.Partition, seg.BaseOffset,
 					fmt.Sprintf("gap after %d", m.Segments[i-1].LastOffset)})
+			}
+			if msg, err := verifyTxnIndex(ctx, b.opts.Remote, rp, seg); err != nil || msg != "" {
+				if ctx.Err() != nil {
+					return segments, bytes, problems, ctx.Err()
+				}
+				problems = append(problems, VerifyProblem{s.Partition, seg.BaseOffset, cmp.Or(msg, fmt.Sprint(err))})
 			}
 			n, msg, err := verifySegment(ctx, b.opts.Remote, rp, seg)
 			if err != nil {

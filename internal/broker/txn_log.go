@@ -345,12 +345,19 @@ func (p *Partition) AbortedTransactions(from, to int64) []AbortedTxn {
 	x := &p.txns
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	hi := sort.Search(len(x.aborted), func(i int) bool { return x.aborted[i].FirstOffset >= to })
+	return overlapping(x.aborted, x.maxSpan, from, to)
+}
+
+// overlapping returns the entries of aborted (ordered by first offset,
+// none spanning more than maxSpan offsets) that overlap [from, to), in a
+// new slice.
+func overlapping(aborted []AbortedTxn, maxSpan, from, to int64) []AbortedTxn {
+	hi := sort.Search(len(aborted), func(i int) bool { return aborted[i].FirstOffset >= to })
 	var out []AbortedTxn
 	// Entries starting before from-maxSpan end before from.
-	for i := hi - 1; i >= 0 && x.aborted[i].FirstOffset >= from-x.maxSpan; i-- {
-		if x.aborted[i].LastOffset >= from {
-			out = append(out, x.aborted[i])
+	for i := hi - 1; i >= 0 && aborted[i].FirstOffset >= from-maxSpan; i-- {
+		if aborted[i].LastOffset >= from {
+			out = append(out, aborted[i])
 		}
 	}
 	slices.Reverse(out)
@@ -361,9 +368,10 @@ func (p *Partition) AbortedTransactions(from, to int64) []AbortedTxn {
 // DeleteRecords moved it.
 //
 // The start is the one readers see: for a tiered topic the archive's, so
-// read_committed reads of archived offsets still get their aborted
-// transactions (while the node runs: the index is rebuilt from the local
-// log at start, so after a restart archived ranges have none).
+// the index keeps the aborted transactions of archived offsets while the
+// node runs. It is rebuilt from the local log at start; after a restart
+// read_committed reads of archived offsets take theirs from the
+// transaction indexes archived with the segments (tier_txn.go).
 func (p *Partition) pruneTxns() { p.txns.prune(p.LogStartOffset()) }
 
 // loadMarker applies the control batch h found at open.

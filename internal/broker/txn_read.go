@@ -59,11 +59,18 @@ func (p *Partition) ReadCommittedBuf(offset int64, maxBytes int, alloc func(n in
 		n += h.Size()
 		next = h.LastOffset() + 1
 	}
+	if n > 0 {
+		// From the in-memory index, and for archived batches from their
+		// segments' transaction indexes (tier_txn.go): without their
+		// aborted transactions, batches are never returned.
+		aborted, err := p.abortedTxnsFor(offset, next)
+		if err != nil {
+			return r, err
+		}
+		r.Aborted = aborted
+	}
 	r.Data = data[:n]
 	p.topic.metrics.out(r.Data)
-	if n > 0 {
-		r.Aborted = p.AbortedTransactions(offset, next)
-	}
 	return r, nil
 }
 

@@ -282,6 +282,9 @@ func (p *Partition) upload(ctx context.Context, m *RemoteManifest) (*RemoteManif
 		if s.LastOffset < m.NextOffset() {
 			continue // archived (or below the archive's start)
 		}
+		if !p.txnsDecided(s.LastOffset) {
+			break // its transaction index is not final yet (tier_txn.go)
+		}
 		if err := ctx.Err(); err != nil {
 			return m, err
 		}
@@ -299,6 +302,7 @@ func (p *Partition) upload(ctx context.Context, m *RemoteManifest) (*RemoteManif
 		}
 		seg := RemoteSegment{BaseOffset: s.BaseOffset, LastOffset: s.LastOffset, FirstTimestamp: first,
 			MaxTimestamp: s.MaxTimestamp, Size: r.Size()}
+		seg = p.withTxnIndex(seg)
 		// The log start as clients see it, archive included: the local one
 		// rises as local retention deletes archived segments, which must
 		// not trim the archive.

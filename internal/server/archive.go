@@ -48,6 +48,7 @@ func (s archiveStore) Upload(ctx context.Context, rp broker.RemotePartition, seg
 		BaseOffset: seg.BaseOffset, LastOffset: seg.LastOffset,
 		FirstTimestamp: seg.FirstTimestamp, MaxTimestamp: seg.MaxTimestamp,
 		Size: seg.Size, LogStartOffset: logStart,
+		HasTxnIndex: seg.TxnIndex, TxnIndex: seg.TxnIndexData,
 	}, r)
 	if err != nil {
 		return broker.RemoteManifest{}, err
@@ -64,7 +65,8 @@ func (s archiveStore) Manifest(ctx context.Context, rp broker.RemotePartition) (
 	for i, g := range m.Segments {
 		out.Segments[i] = broker.RemoteSegment{BaseOffset: g.BaseOffset, LastOffset: g.LastOffset,
 			FirstTimestamp: g.FirstTimestamp, MaxTimestamp: g.MaxTimestamp, Size: g.Size,
-			CRC32C: g.CRC32C, UploadTime: g.UploadTime}
+			CRC32C: g.CRC32C, UploadTime: g.UploadTime,
+			TxnIndex: g.TxnIndex, TxnIndexSize: g.TxnIndexSize, TxnIndexCRC32C: g.TxnIndexCRC32C}
 	}
 	return out, nil
 }
@@ -79,4 +81,9 @@ func (s archiveStore) Trim(ctx context.Context, rp broker.RemotePartition, start
 		return broker.RemoteManifest{}, err
 	}
 	return s.Manifest(ctx, rp)
+}
+
+func (s archiveStore) ReadTxnIndex(ctx context.Context, rp broker.RemotePartition, base int64) ([]byte, error) {
+	b, _, err := s.a.ReadTxnIndex(ctx, archiveTP(rp), base)
+	return b, err
 }

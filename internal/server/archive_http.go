@@ -32,6 +32,10 @@ type ArchiveSegmentJSON struct {
 	MaxTimestamp   int64  `json:"max_timestamp"`
 	UploadTime     int64  `json:"upload_time"`
 	CRC32C         string `json:"crc32c"`
+	// TxnIndexBytes is the size of the segment's transaction index (0:
+	// no aborted transaction overlaps it); null for a segment archived
+	// before Weir uploaded them.
+	TxnIndexBytes *int64 `json:"txn_index_bytes"`
 }
 
 // ArchivePartitionJSON is one partition of GET /archive/{topic}.
@@ -97,9 +101,13 @@ func (s *Server) serveArchiveList(w http.ResponseWriter, r *http.Request) {
 			ArchiveStartOffset: m.StartOffset, ArchiveEndOffset: m.NextOffset(), ArchivedBytes: m.Bytes(),
 			Segments: []ArchiveSegmentJSON{}}
 		for _, g := range m.Segments {
-			pj.Segments = append(pj.Segments, ArchiveSegmentJSON{BaseOffset: g.BaseOffset, LastOffset: g.LastOffset,
+			sj := ArchiveSegmentJSON{BaseOffset: g.BaseOffset, LastOffset: g.LastOffset,
 				Size: g.Size, FirstTimestamp: g.FirstTimestamp, MaxTimestamp: g.MaxTimestamp, UploadTime: g.UploadTime,
-				CRC32C: crcHex(g.CRC32C)})
+				CRC32C: crcHex(g.CRC32C)}
+			if g.TxnIndex {
+				sj.TxnIndexBytes = &g.TxnIndexSize
+			}
+			pj.Segments = append(pj.Segments, sj)
 		}
 		out.Partitions = append(out.Partitions, pj)
 	}
