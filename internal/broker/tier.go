@@ -188,19 +188,28 @@ func (p *Partition) ArchivedRange() (start, last int64, ok bool) {
 	return m.StartOffset, m.NextOffset() - 1, true
 }
 
+// manifestNow returns the partition's archive manifest, loading it from
+// the archive if the node has not yet.
+func (p *Partition) manifestNow() (*RemoteManifest, error) {
+	if m := p.remoteManifest(); m != nil {
+		return m, nil
+	}
+	ctx, cancel := remoteCtx()
+	defer cancel()
+	m, err := p.loadManifest(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s-%d: archive manifest: %w", ErrStorage, p.topic.Name, p.index, err)
+	}
+	return m, nil
+}
+
 // readRemote serves a read below the local log start from the archive:
 // whole batches of one archived segment from the one holding offset, up to
 // maxBytes (at least that first batch), copied into alloc's buffer.
 func (p *Partition) readRemote(offset int64, maxBytes int, alloc func(int) []byte) ([]byte, error) {
-	m := p.remoteManifest()
-	if m == nil {
-		ctx, cancel := remoteCtx()
-		var err error
-		m, err = p.loadManifest(ctx)
-		cancel()
-		if err != nil {
-			return nil, fmt.Errorf("%w: %s-%d: archive manifest: %w", ErrStorage, p.topic.Name, p.index, err)
-		}
+	m, err := p.manifestNow()
+	if err != nil {
+		return nil, err
 	}
 	seg, ok := m.find(offset)
 	if !ok {

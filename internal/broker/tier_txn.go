@@ -211,15 +211,9 @@ func (p *Partition) abortedTxnsFor(from, to int64) ([]AbortedTxn, error) {
 	if from >= local || !p.remoteEnabled() {
 		return out, nil
 	}
-	m := p.remoteManifest()
-	if m == nil {
-		ctx, cancel := remoteCtx()
-		var err error
-		m, err = p.loadManifest(ctx)
-		cancel()
-		if err != nil {
-			return nil, fmt.Errorf("%w: %s-%d: archive manifest: %w", ErrStorage, p.topic.Name, p.index, err)
-		}
+	m, err := p.manifestNow()
+	if err != nil {
+		return nil, err
 	}
 	merged := false
 	for off := from; off < min(to, local); {
