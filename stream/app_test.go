@@ -89,7 +89,7 @@ func (c *cluster) readAll(topic string) []*kgo.Record {
 	return out
 }
 
-// events makes n click records over keys k0..k6, 100 ms apart with up to
+// events makes n click records over keys k0..k22, 100 ms apart with up to
 // 900 ms of disorder, starting at base.
 // recent is a base event time near now: the broker's time retention
 // (7 days) applies to record timestamps, so 2024 records would vanish.
@@ -99,7 +99,7 @@ func events(topic string, from, n int, base time.Time) []*kgo.Record {
 	var recs []*kgo.Record
 	for i := from; i < from+n; i++ {
 		ts := base.Add(time.Duration(i)*100*time.Millisecond - time.Duration(i*7919%10)*90*time.Millisecond)
-		recs = append(recs, &kgo.Record{Topic: topic, Key: fmt.Appendf(nil, "k%d", i%7), Value: []byte("click"), Timestamp: ts})
+		recs = append(recs, &kgo.Record{Topic: topic, Key: fmt.Appendf(nil, "k%d", i%23), Value: []byte("click"), Timestamp: ts})
 	}
 	return recs
 }

@@ -32,7 +32,7 @@ func Example_windowedCount() {
 	in.Pipe("bob", "/home", t0.Add(10*time.Second))
 	in.Pipe("ann", "/cart", t0.Add(50*time.Second))
 	in.Pipe("ann", "/pay", t0.Add(70*time.Second)) // closes 09:00-09:01
-	d.EndOfInput()                                   // closes the rest
+	d.EndOfInput()                                 // closes the rest
 	for _, r := range streamtest.Output(d, "clicks-per-minute", stream.String(), stream.String()).ReadAll() {
 		fmt.Println(r.Key, r.Value)
 	}

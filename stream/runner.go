@@ -162,6 +162,7 @@ func (r *runner) done() bool {
 // processed. In a bounded run, a partition already read to its end is
 // ended at once.
 func (r *runner) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	r.app.log.Debug("stream: assigned", "partitions", assigned)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var opened []TaskID
@@ -195,6 +196,7 @@ func (r *runner) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[str
 
 // onRevoked commits, then closes the tasks left with no partition.
 func (r *runner) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	r.app.log.Debug("stream: revoked", "partitions", revoked)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.fatal == nil {
