@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/weirhq/weir/stream"
 	"github.com/weirhq/weir/stream/streamtest"
 )
@@ -383,5 +385,28 @@ func TestBadWindowsAndNames(t *testing.T) {
 	err := topo.Err()
 	if err == nil || !strings.Contains(err.Error(), "advance") || !strings.Contains(err.Error(), `"x" used twice`) {
 		t.Fatalf("got %v", err)
+	}
+}
+
+func TestDriverMetrics(t *testing.T) {
+	topo, wg := windowCount(stream.Tumbling(10 * time.Second))
+	stream.To(stream.Late(wg), "late", S, S)
+	reg := prometheus.NewRegistry()
+	d := mustDriver(t, topo, streamtest.Config{Registerer: reg, Start: at(60)})
+	in := streamtest.Input(d, "in", S, S)
+	in.Pipe("k", "", at(20))
+	in.Pipe("k", "", at(5)) // late
+	got := map[string]float64{}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			got[mf.GetName()] += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	if got["weir_stream_late_records_total"] != 1 || got["weir_stream_watermark_lag_seconds"] != 40 || got["weir_stream_operator_records_total"] == 0 {
+		t.Fatalf("metrics %v", got)
 	}
 }
