@@ -53,6 +53,9 @@ func (r *runner) loop(ctx context.Context) error {
 		if done {
 			err = r.commit(ctx)
 		}
+		if err != nil && r.fatal == nil {
+			r.fatal = err // no commit may follow a failed step
+		}
 		r.mu.Unlock()
 		r.cl.AllowRebalance()
 		if err != nil || done {
@@ -102,8 +105,21 @@ func (r *runner) produce(recs []*kgo.Record) {
 }
 
 // commit writes the engine's changelogs and markers, waits for every
-// produced record, then commits the processed offsets.
+// produced record, then commits the processed offsets. A failure is
+// final: no later commit (on revocation, at close) may cover records
+// whose outputs were lost.
 func (r *runner) commit(ctx context.Context) error {
+	if r.fatal != nil {
+		return r.fatal
+	}
+	err := r.commitOnce(ctx)
+	if err != nil {
+		r.fatal = err
+	}
+	return err
+}
+
+func (r *runner) commitOnce(ctx context.Context) error {
 	start := time.Now()
 	outs, err := r.e.Commit()
 	if err != nil {
@@ -199,10 +215,8 @@ func (r *runner) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[strin
 	r.app.log.Debug("stream: revoked", "partitions", revoked)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.fatal == nil {
-		if err := r.commit(ctx); err != nil {
-			r.fatal = err
-		}
+	if err := r.commit(ctx); err != nil {
+		r.app.log.Warn("stream: commit before revocation failed", "err", err)
 	}
 	r.drop(revoked)
 }
