@@ -67,6 +67,10 @@ var allowed = map[string]pkgRule{
 	"embedded":              {imports: []string{"internal/config", "internal/server"}},
 	"cmd/weir":              {imports: []string{"embedded", "internal/config", "internal/server"}},
 	"cmd/weir-benchcompare": {imports: []string{"internal/config", "internal/nullbroker", "internal/server"}},
+	// The stream-processing library is public and talks only the Kafka
+	// protocol: nothing of the module, save its tests' embedded broker.
+	"stream":            {testImports: []string{"embedded", "stream/streamtest"}},
+	"stream/streamtest": {imports: []string{"stream"}},
 	// Examples: public APIs only; their tests run against embedded Weir.
 	"examples/exactlyonce": {testImports: []string{"embedded"}},
 	// Tests only.

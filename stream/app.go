@@ -1,0 +1,247 @@
+package stream
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Guarantee is a processing guarantee.
+type Guarantee int
+
+const (
+	// AtLeastOnce: outputs and changelogs are flushed before the input
+	// offsets that produced them are committed, so a crash loses nothing
+	// but may repeat the outputs (and, rarely, updates of state) of the
+	// records since the last commit.
+	AtLeastOnce Guarantee = iota
+	// ExactlyOnce is not built yet (Kafka Streams' EOS v2: outputs,
+	// changelogs and offsets in one transaction per commit).
+	ExactlyOnce
+)
+
+// Config configures an App. Brokers and ApplicationID are required; the
+// zero value of every other field is a documented default.
+type Config struct {
+	// Brokers are the seed brokers of any Kafka-protocol cluster.
+	Brokers []string
+	// ApplicationID is the consumer group id and the prefix of the internal
+	// topics (<app>-<name>-repartition, <app>-<store>-changelog). Instances
+	// with the same id share the work.
+	ApplicationID string
+	// Guarantee; default AtLeastOnce (the only one built).
+	Guarantee Guarantee
+	// CommitInterval between commits; default 1s. Shorter: fewer
+	// repeats after a crash and fresher downstream watermarks, more
+	// commit traffic.
+	CommitInterval time.Duration
+	// Bounded makes Run read every input partition up to the end offset
+	// seen at start, then close every window, flush, commit and return nil.
+	// It is meant for one instance.
+	Bounded bool
+	// ReplicationFactor of the internal topics; default the broker's.
+	ReplicationFactor int16
+	// NewStore opens state stores; default in memory (NewMemoryStore).
+	NewStore func(StoreSpec) (Store, error)
+	// Registerer receives the metrics; nil: none.
+	Registerer prometheus.Registerer
+	// Logger; default: discarded.
+	Logger *slog.Logger
+	// ClientOptions are appended to the Kafka client's options (TLS,
+	// SASL, ...).
+	ClientOptions []kgo.Opt
+}
+
+// App runs a topology against a Kafka-protocol cluster.
+type App struct {
+	topo *Topology
+	cfg  Config
+	log  *slog.Logger
+}
+
+// New checks the topology and configuration; Run starts the work.
+func New(t *Topology, cfg Config) (*App, error) {
+	if err := t.Err(); err != nil {
+		return nil, err
+	}
+	if len(cfg.Brokers) == 0 || cfg.ApplicationID == "" {
+		return nil, errors.New("stream: Config.Brokers and Config.ApplicationID are required")
+	}
+	if cfg.Guarantee != AtLeastOnce {
+		return nil, errors.New("stream: only AtLeastOnce is built so far")
+	}
+	cfg.CommitInterval = cmp.Or(cfg.CommitInterval, time.Second)
+	if cfg.ReplicationFactor == 0 {
+		cfg.ReplicationFactor = -1
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &App{topo: t, cfg: cfg, log: log}, nil
+}
+
+// Run joins the application's consumer group and processes records until
+// ctx ends (then it commits what it processed, leaves the group and
+// returns nil) or, in a bounded run, until the input is done. It returns
+// the first processing, produce or commit error. Call Run once per App.
+func (a *App) Run(ctx context.Context) error {
+	admCl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(a.cfg.Brokers...)}, a.cfg.ClientOptions...)...)
+	if err != nil {
+		return err
+	}
+	defer admCl.Close()
+	adm := kadm.NewClient(admCl)
+	r := &runner{app: a, adm: adm, offsets: map[string]map[int32]kgo.EpochOffset{}, assigned: map[TaskID]map[string]bool{}}
+	var lookupErr error
+	e, err := NewEngine(a.topo, EngineConfig{
+		ApplicationID: a.cfg.ApplicationID, NewStore: a.cfg.NewStore, Registerer: a.cfg.Registerer, Logger: a.log,
+		Partitions: func(topic string) (int32, bool) {
+			td, err := adm.ListTopics(ctx, topic)
+			if err != nil {
+				lookupErr = err
+				return 0, false
+			}
+			d, ok := td[topic]
+			if !ok || d.Err != nil {
+				return 0, false
+			}
+			return int32(len(d.Partitions)), true
+		},
+	})
+	if err != nil {
+		return errors.Join(err, lookupErr)
+	}
+	r.e = e
+	topics := e.Topics()
+	if err := r.createInternalTopics(ctx, topics); err != nil {
+		return err
+	}
+	if a.cfg.Bounded {
+		if err := r.boundedOffsets(ctx, topics.Sources); err != nil {
+			return err
+		}
+	}
+	consume := slices.Clone(topics.Sources)
+	for t := range topics.Repartition {
+		consume = append(consume, t)
+	}
+	cl, err := kgo.NewClient(append([]kgo.Opt{
+		kgo.SeedBrokers(a.cfg.Brokers...),
+		kgo.ConsumerGroup(a.cfg.ApplicationID),
+		kgo.ConsumeTopics(consume...),
+		kgo.Balancers(kgo.CooperativeStickyBalancer()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsAssigned(r.onAssigned),
+		kgo.OnPartitionsRevoked(r.onRevoked),
+		kgo.OnPartitionsLost(r.onLost),
+		kgo.RecordPartitioner(partitioner{kgo.StickyKeyPartitioner(nil)}),
+		kgo.ProducerLinger(5 * time.Millisecond),
+		kgo.AllowAutoTopicCreation(), // sink topics, where the cluster allows it
+	}, a.cfg.ClientOptions...)...)
+	if err != nil {
+		return err
+	}
+	r.cl = cl
+	err = r.loop(ctx)
+	if ctx.Err() != nil && err == nil {
+		// Stopped: commit what was processed, with a fresh deadline.
+		fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		r.mu.Lock()
+		err = r.commit(fctx)
+		r.mu.Unlock()
+		cancel()
+	}
+	cl.AllowRebalance()
+	cl.Close()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, id := range e.Tasks() {
+		err = errors.Join(err, e.CloseTask(id))
+	}
+	return err
+}
+
+// createInternalTopics creates the repartition and (compacted) changelog
+// topics, or checks the partition counts of those already there.
+func (r *runner) createInternalTopics(ctx context.Context, ts Topics) error {
+	compact := "compact"
+	create := func(topic string, n int32, configs map[string]*string) error {
+		_, err := r.adm.CreateTopic(ctx, n, r.app.cfg.ReplicationFactor, configs, topic)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, kerr.TopicAlreadyExists) {
+			return fmt.Errorf("stream: create %s: %w", topic, err)
+		}
+		td, err := r.adm.ListTopics(ctx, topic)
+		if err != nil {
+			return err
+		}
+		if got := int32(len(td[topic].Partitions)); got != n {
+			return fmt.Errorf("stream: internal topic %s has %d partitions, want %d (the input's partition count changed?)", topic, got, n)
+		}
+		return nil
+	}
+	for t, n := range ts.Repartition {
+		if err := create(t, n, nil); err != nil {
+			return err
+		}
+	}
+	for t, n := range ts.Changelogs {
+		if err := create(t, n, map[string]*string{"cleanup.policy": &compact}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// partitioner sends a record with a partition set (changelogs, repartition
+// topics) there, and others by key as Kafka's default partitioner does.
+type partitioner struct{ byKey kgo.Partitioner }
+
+func (p partitioner) ForTopic(t string) kgo.TopicPartitioner {
+	return topicPartitioner{p.byKey.ForTopic(t)}
+}
+
+type topicPartitioner struct{ byKey kgo.TopicPartitioner }
+
+func (p topicPartitioner) RequiresConsistency(r *kgo.Record) bool {
+	return r.Partition >= 0 || p.byKey.RequiresConsistency(r)
+}
+
+func (p topicPartitioner) Partition(r *kgo.Record, n int) int {
+	if r.Partition >= 0 {
+		return int(r.Partition)
+	}
+	return p.byKey.Partition(r, n)
+}
+
+// runner is one Run: the engine, the client and the offsets processed
+// but not committed. mu guards all of it: the loop holds it while
+// processing, the group callbacks while they restore or commit.
+type runner struct {
+	app      *App
+	adm      *kadm.Client
+	cl       *kgo.Client
+	e        *Engine
+	mu       sync.Mutex
+	offsets  map[string]map[int32]kgo.EpochOffset // next offset to commit
+	assigned map[TaskID]map[string]bool           // open tasks' assigned input partitions, by topic
+	end      map[string]map[int32]int64           // bounded: end offsets of the sources at start
+	prodErr  error
+	prodMu   sync.Mutex
+	fatal    error // an error met in a group callback; the loop returns it
+}

@@ -1,0 +1,64 @@
+// Package stream is Weir's stream-processing library: typed, testable
+// without a broker, talking only the Kafka protocol (franz-go), so it runs
+// against Weir, Kafka or Redpanda alike.
+//
+// # Building a topology
+//
+// Operators are generic functions (Go methods cannot take type
+// parameters) that add a node to a Topology and return a typed handle:
+//
+//	topo := stream.NewTopology()
+//	clicks := stream.Source(topo, "clicks", stream.String(), stream.JSON[Click]())
+//	byPage := stream.KeyBy(clicks, func(_ string, c Click) string { return c.Page })
+//	g := stream.GroupByKey(byPage, stream.String(), stream.JSON[Click]())   // → repartition topic
+//	counts := stream.CountWindows(stream.WindowBy(g, stream.Tumbling(time.Minute)))
+//	stream.To(counts, "page-counts", stream.WindowedSerde(stream.String()), stream.Int64())
+//
+// Stateless: Map, MapValues, Filter, FlatMap, Branch, KeyBy, Merge.
+// Keyed state: GroupByKey, then Count, Reduce, Aggregate (a Table: one
+// update per record) or WindowBy + CountWindows, ReduceWindows,
+// AggregateWindows (one final result per key and window, when it closes),
+// with Late as the side output of records too late for any window.
+//
+// # Tasks, time and state
+//
+// A topology is cut into sub-topologies at repartition topics; a task runs
+// one sub-topology on one partition number of its input topics, so tasks =
+// input partitions, and topics read by one task must be co-partitioned
+// (same partition count; checked at start).
+//
+// Event time comes from the record timestamp or an EventTime extractor.
+// Each input partition's watermark is the newest event time seen minus
+// OutOfOrderness; a task's watermark is the minimum over its partitions,
+// leaving out partitions idle for IdleTimeout of wall-clock time. A window
+// [start, end) closes when the watermark reaches end + allowed lateness.
+// Repartition topics carry the writing tasks' watermarks as marker records
+// (headers weir.stream.wm, weir.stream.task), so downstream tasks need no
+// out-of-orderness guess. End of input (a bounded run) is watermark +∞.
+//
+// Stateful operators keep per-task Stores (in memory by default; the
+// interface is small so an on-disk store can plug in), each backed by the
+// compacted topic <app>-<store>-changelog, written once per changed key
+// per commit and read back when a task is assigned.
+//
+// # Running
+//
+// Engine is the I/O-free core: records and time in, records to produce
+// out. App runs an Engine against a cluster (a consumer group per
+// ApplicationID, cooperative-sticky; at-least-once: produce, flush, then
+// commit offsets). Package streamtest runs the same Engine in memory,
+// deterministically.
+//
+// # Concurrency
+//
+// A Topology is built by one goroutine and then only read. An Engine and
+// a streamtest.Driver are single-goroutine. App.Run runs one processing
+// loop; user functions are called from it, one record at a time, never
+// concurrently within an App.
+//
+// # Imports
+//
+// This package and streamtest import only the standard library and
+// external modules (franz-go, prometheus), never Weir's internal
+// packages; internal/archtest enforces it. Tests may use embedded.
+package stream
