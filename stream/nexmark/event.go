@@ -151,11 +151,17 @@ func AppendTime(b []byte, ms int64) []byte {
 // read what Flink's JSON format writes, a 'T' in place of the space, 0 to 9
 // fraction digits (truncated to milliseconds) and a trailing 'Z'. The time
 // is always UTC.
-func ParseTime(s string) (int64, error) { return parseTime([]byte(s)) }
+func ParseTime(s string) (int64, error) {
+	ms, err := parseTime([]byte(s))
+	if err != nil {
+		return 0, fmt.Errorf("nexmark: %w", err)
+	}
+	return ms, nil
+}
 
 func parseTime(b []byte) (int64, error) {
 	bad := func(why string) (int64, error) {
-		return 0, fmt.Errorf("nexmark: timestamp %q: %s; want yyyy-MM-dd HH:mm:ss.SSS", truncate(b, 40), why)
+		return 0, fmt.Errorf("timestamp %q: %s; want yyyy-MM-dd HH:mm:ss.SSS", truncate(b, 40), why)
 	}
 	if len(b) < 19 {
 		return bad("too short")
