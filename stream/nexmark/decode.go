@@ -28,7 +28,8 @@ var ErrSyntax = errors.New("nexmark: malformed event")
 // Unmarshal overwrites e. When e's member of the decoded type is already
 // set, it is reused (overwritten in place), so decoding into one Event
 // again and again allocates only the strings; pass a zero Event to get
-// fresh members.
+// fresh members. On error e is unchanged, except that a reused member may
+// be partly overwritten.
 func Unmarshal(data []byte, e *Event) error {
 	if len(data) > MaxEventSize {
 		return fmt.Errorf("%w: %d bytes, over the %d-byte limit", ErrSyntax, len(data), MaxEventSize)
