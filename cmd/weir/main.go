@@ -86,7 +86,7 @@ default, and print aligned tables, or stable JSON with --format json.`,
 		c.GroupID = "run"
 		root.AddCommand(c)
 	}
-	for _, c := range []*cobra.Command{newTopicCmd(a), newProduceCmd(a), newConsumeCmd(a), newGroupCmd(a), newTxnCmd(a), newClusterCmd(a), newArchiveCmd(a)} {
+	for _, c := range []*cobra.Command{newTopicCmd(a), newProduceCmd(a), newConsumeCmd(a), newGroupCmd(a), newTxnCmd(a), newClusterCmd(a), newArchiveCmd(a), newNexmarkCmd(a)} {
 		c.GroupID = "client"
 		root.AddCommand(c)
 	}
