@@ -84,7 +84,7 @@ func makePlan(t *Topology, app string, partitions func(topic string) (int32, boo
 		return name
 	}
 	writer := map[string]*subtopology{}
-	p.subs = slices.DeleteFunc(p.subs, func(s *subtopology) bool { return len(s.sources) == 0 })
+	p.subs = writersFirst(slices.DeleteFunc(p.subs, func(s *subtopology) bool { return len(s.sources) == 0 }))
 	for i, s := range p.subs {
 		s.id = i
 		var first string
@@ -131,4 +131,47 @@ func makePlan(t *Topology, app string, partitions func(topic string) (int32, boo
 		}
 	}
 	return p, nil
+}
+
+// writersFirst orders sub-topologies so that each comes after those
+// writing the repartition topics it reads (a join may put an early source
+// in the same sub-topology as a late repartition topic), keeping building
+// order otherwise.
+func writersFirst(subs []*subtopology) []*subtopology {
+	writes := map[string]*subtopology{}
+	for _, s := range subs {
+		for _, n := range s.nodes {
+			if n.sink != nil && n.sink.repartition {
+				writes[n.sink.topic] = s
+			}
+		}
+	}
+	placed := map[*subtopology]bool{}
+	out := make([]*subtopology, 0, len(subs))
+	for len(out) < len(subs) {
+		progress := false
+		for _, s := range subs {
+			ready := !placed[s]
+			for _, n := range s.sources {
+				if w := writes[n.source.topic]; ready && n.source.repartition && w != nil && w != s && !placed[w] {
+					ready = false
+				}
+			}
+			if ready {
+				placed[s] = true
+				out = append(out, s)
+				progress = true
+				break
+			}
+		}
+		if !progress { // a cycle cannot be built; keep the rest as they are
+			for _, s := range subs {
+				if !placed[s] {
+					out = append(out, s)
+				}
+			}
+			return out
+		}
+	}
+	return out
 }
