@@ -20,13 +20,14 @@ import (
 func newNexmarkCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "nexmark",
-		Short: "NEXMark, the stream-processing benchmark: generate its input topic",
+		Short: "NEXMark, the stream-processing benchmark: generate its input, run its queries",
 		Long: `NEXMark is the standard stream-processing benchmark (Flink's nexmark,
 RisingWave): an online auction's persons, auctions and bids as one stream of
 JSON events. weir nexmark generate writes a deterministic run of events to a
-topic in Flink nexmark's Kafka JSON format. See docs/nexmark.md.`,
+topic in Flink nexmark's Kafka JSON format; weir nexmark run runs a query
+written with Weir's stream library over it. See docs/nexmark.md.`,
 	}
-	cmd.AddCommand(newNexmarkGenerateCmd(a))
+	cmd.AddCommand(newNexmarkGenerateCmd(a), newNexmarkRunCmd(a))
 	return cmd
 }
 
