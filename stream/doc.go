@@ -19,6 +19,9 @@
 // update per record) or WindowBy + CountWindows, ReduceWindows,
 // AggregateWindows (one final result per key and window, when it closes),
 // with Late as the side output of records too late for any window.
+// Joins: Join (no window: every pair once, both sides kept) and WindowJoin
+// (pairs within each window). Process runs user code per record with the
+// key's state and event-time timers.
 //
 // # Tasks, time and state
 //

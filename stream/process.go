@@ -75,7 +75,10 @@ func (c *ProcessContext[K, S, O]) Emit(o O) {
 
 // SetTimer sets an event-time timer for the key at t (at most one per key
 // and time). It fires, calling OnTimer, once the watermark has passed t:
-// every record with event time up to t has been seen. A timer set at or
+// every record with event time up to t has been seen. As in Flink, records
+// later than t may have been processed before it fires (the record that
+// moves the watermark past t is processed first), so OnRecord should not
+// assume that a pending timer's time is still ahead. A timer set at or
 // behind the watermark fires at the next watermark advance, at the latest
 // at end of input.
 func (c *ProcessContext[K, S, O]) SetTimer(t time.Time) {
