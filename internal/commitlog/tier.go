@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/weirhq/weir/internal/batch"
+	"github.com/weirhq/weir/internal/vfs"
 )
 
 // What tiered storage needs of a log: the sealed segments, a reader of one
@@ -107,6 +108,20 @@ func (r *SegmentReader) Read(p []byte) (int, error) {
 		err = nil
 	}
 	return n, err
+}
+
+// LocalFile returns the segment's open file (nil once closed), for a
+// file:// archive on the same filesystem to hard-link instead of copying
+// (vfs.LinkFile). A sealed segment's file is never written again: appends
+// go to the active segment, recovery truncates only the last segment (and
+// a segment is sealed only once its successor's entry is durable), and
+// retention, DeleteRecords and the cleaner replace or remove whole files.
+// The caller must not write to it.
+func (r *SegmentReader) LocalFile() vfs.File {
+	if r.done {
+		return nil
+	}
+	return r.seg.f
 }
 
 // FirstTimestamp returns the first batch's base timestamp (-1 for an
