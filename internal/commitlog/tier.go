@@ -153,6 +153,8 @@ func (r *SegmentReader) Close() error {
 // so nothing is lost while the archive lags. The active segment always
 // stays. It returns how many segments it removed.
 func (l *Log) EnforceLocalRetention(retentionMs, retentionBytes, copiedTo int64) (int, error) {
+	l.segMu.Lock()
+	defer l.segMu.Unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
