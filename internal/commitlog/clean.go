@@ -34,12 +34,13 @@ import (
 // cleaned into one (so a log cleaned again and again keeps few, full
 // segments, as Kafka's cleaner groups them). A group is rewritten aside
 // (<first base>.log.clean.tmp, fsynced), its segments' index files
-// removed, the new file renamed over the first segment's .log and then
-// the group's other .log files removed, each step made durable by a
-// directory fsync. A crash leaves the old files or the new one; after the
-// rename, segments the new one wholly covers are leftovers that Open
-// removes (recover.go), as it removes .tmp files; missing indexes are
-// rebuilt by scanning.
+// removed (made durable by a directory fsync), the new file renamed over
+// the first segment's .log (another directory fsync) and then the group's
+// other .log files removed, and the new indexes written, neither synced.
+// A crash leaves the old files or the new one; after the rename, segments
+// the new one wholly covers are leftovers that Open removes (recover.go),
+// as it removes .tmp files; missing or torn indexes are rebuilt by
+// scanning.
 
 // CleanOptions configure one Clean.
 type CleanOptions struct {
@@ -549,17 +550,19 @@ func (l *Log) swapCleaned(group []*segment, tmpName string) error {
 	if err := syncDir(); err != nil {
 		return err
 	}
+	// The removals of the group's other files need no fsync of their own:
+	// if a crash loses them, Open removes the segments the cleaned one
+	// wholly covers (recover.go); the next directory fsync (a roll, the
+	// next clean) makes them durable. Nor do the cleaned segment's index
+	// files: a crash that loses or tears them makes Open rebuild them by
+	// scanning. Each fsync left out is one less disk flush for the
+	// produce path's fdatasyncs to queue behind.
 	for _, s := range group[1:] {
 		if err := fsys.Remove(s.path(logSuffix)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("%w: remove %s: %w", ErrStorage, s.path(logSuffix), err)
 		}
 	}
-	if len(group) > 1 {
-		if err := syncDir(); err != nil {
-			return err
-		}
-	}
-	if err := ns.writeIndexes(); err != nil {
+	if err := ns.writeIndexFiles(false); err != nil {
 		l.opts.Logger.Warn("commitlog: writing the indexes of a cleaned segment", "segment", ns.path(logSuffix), "err", err)
 	}
 
