@@ -97,7 +97,7 @@ func compactWorkload(s settings) workload {
 			"weir-cleaner-throttled: busy with `--log-cleaner-io-max-bytes-per-second 20000000`; " +
 			"weir-cleaner-default: the cleaner's defaults (5 s backoff, topic without min.cleanable.dirty.ratio: 0.5). " +
 			"Cleaner figures are deltas of the broker's weir_cleaner_* counters over each run's wall time " +
-			"(bytes read count the key-map pass only; each byte is read twice). " +
+			"(bytes read count both passes: each log byte is read twice). " +
 			"kfake has no log compaction: Weir only.",
 		targets: []string{"weir-cleaner-busy", "weir-cleaner-idle", "weir-cleaner-throttled", "weir-cleaner-default"},
 		metrics: compactMetrics, perRun: "ack_p99", rotate: true,

@@ -567,8 +567,8 @@ func (l *Log) Close() error {
 	l.mu.Unlock()
 	// A Clean swapping files in (clean.go) finishes its file operations
 	// first; it then sees the log closed and changes nothing more.
-	//lint:ignore SA2001 an empty critical section: waiting for the swap is the point
 	l.segMu.Lock()
+	//lint:ignore SA2001 an empty critical section: waiting for the swap is the point
 	l.segMu.Unlock()
 	if l.syncerRunning() {
 		close(l.stop)
