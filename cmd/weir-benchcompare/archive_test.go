@@ -280,7 +280,7 @@ func TestWaitArchived(t *testing.T) {
 func TestReportArchive(t *testing.T) {
 	s := settings{reps: 3, partitions: 16, recordSize: 1024, duration: 30 * time.Second, archiveBacklog: 1e9}
 	wl := archiveWorkload(s)
-	if !wl.rotate || len(wl.targets) != 2 || wl.run == nil {
+	if !wl.rotate || len(wl.targets) != 3 || wl.run == nil {
 		t.Fatalf("archive workload %+v", wl)
 	}
 	r := report{s: s, workloads: []workload{wl}}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net/http"
 	"slices"
@@ -31,13 +32,28 @@ const (
 	// removes most records.
 	compactKeys         = 10000
 	compactSegmentBytes = 8 << 20
+	// compactThrottle is weir-cleaner-throttled's
+	// --log-cleaner-io-max-bytes-per-second: the rate the benchmark
+	// produces at (20 MB/s), so the cleaner can keep up at that rate.
+	compactThrottle = 20e6
 )
 
-// compactTopicConfigs are the topic's configs on both brokers.
+// compactTopicConfigs are the topic's configs on every broker but
+// weir-cleaner-default, which keeps min.cleanable.dirty.ratio's default
+// (0.5).
 var compactTopicConfigs = map[string]string{
 	"cleanup.policy":            "compact",
 	"segment.bytes":             strconv.Itoa(compactSegmentBytes),
 	"min.cleanable.dirty.ratio": "0.01",
+}
+
+// compactConfigsFor returns the topic's configs on broker kind.
+func compactConfigsFor(kind string) map[string]string {
+	c := maps.Clone(compactTopicConfigs)
+	if strings.HasSuffix(kind, "weir-cleaner-default") {
+		delete(c, "min.cleanable.dirty.ratio")
+	}
+	return c
 }
 
 var compactMetrics = []metric{
@@ -77,11 +93,13 @@ func compactWorkload(s settings) workload {
 		command: fmt.Sprintf("%s, then %s --rate %d (one broker; topic cleanup.policy=compact, segment.bytes=%d, min.cleanable.dirty.ratio=0.01)",
 			produce, produce, s.compactRate, compactSegmentBytes),
 		note: "weir-cleaner-busy: `weir serve --log-cleaner-backoff 100ms --log-retention-check-interval 200ms`; " +
-			"weir-cleaner-idle: the same with `--log-cleaner-backoff 1h` (the cleaner never runs). " +
+			"weir-cleaner-idle: the same with `--log-cleaner-backoff 1h` (the cleaner never runs); " +
+			"weir-cleaner-throttled: busy with `--log-cleaner-io-max-bytes-per-second 20000000`; " +
+			"weir-cleaner-default: the cleaner's defaults (5 s backoff, topic without min.cleanable.dirty.ratio: 0.5). " +
 			"Cleaner figures are deltas of the broker's weir_cleaner_* counters over each run's wall time " +
-			"(bytes read count the key-map pass only; each byte is read twice). " +
+			"(bytes read count both passes: each log byte is read twice). " +
 			"kfake has no log compaction: Weir only.",
-		targets: []string{"weir-cleaner-busy", "weir-cleaner-idle"},
+		targets: []string{"weir-cleaner-busy", "weir-cleaner-idle", "weir-cleaner-throttled", "weir-cleaner-default"},
 		metrics: compactMetrics, perRun: "ack_p99", rotate: true,
 		run: compactRun,
 	}
@@ -94,7 +112,7 @@ func compactRun(ctx context.Context, h *harness, s settings, p *proc, _ int) (ma
 	if p.http == "" {
 		return nil, fmt.Errorf("%s: the peer printed no HTTP address", p.kind)
 	}
-	if err := createTopic(ctx, p.addr, compactTopic, s.partitions, compactTopicConfigs); err != nil {
+	if err := createTopic(ctx, p.addr, compactTopic, s.partitions, compactConfigsFor(p.kind)); err != nil {
 		return nil, err
 	}
 	args := []string{"produce", "-t", compactTopic, "-p", strconv.Itoa(s.partitions), "-s", strconv.Itoa(s.recordSize),

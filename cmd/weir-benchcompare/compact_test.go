@@ -226,7 +226,7 @@ func TestCompactRun(t *testing.T) {
 func TestReportCompact(t *testing.T) {
 	s := settings{reps: 3, partitions: 16, recordSize: 1024, duration: 10 * time.Second, compactRate: 20000}
 	wl := compactWorkload(s)
-	if !wl.rotate || len(wl.targets) != 2 {
+	if !wl.rotate || len(wl.targets) != 4 {
 		t.Fatalf("compact workload %+v", wl)
 	}
 	r := report{s: s, workloads: []workload{wl}}

@@ -25,7 +25,8 @@ import (
 
 // kinds are the brokers a peer process can run.
 var kinds = []string{
-	"weir-always", "weir-never", "weir-cleaner-busy", "weir-cleaner-idle", "weir-archive-off", "weir-archive-on",
+	"weir-always", "weir-never", "weir-cleaner-busy", "weir-cleaner-idle", "weir-cleaner-throttled", "weir-cleaner-default",
+	"weir-archive-off", "weir-archive-on", "weir-archive-copy",
 	"kfake-mem", "kfake-dir", "kfake-sync",
 	"null-ack", "null-file", "null-fsync", "null-file-pp", "null-fsync-pp",
 }
@@ -38,11 +39,16 @@ var kinds = []string{
 // weir-cleaner-busy and weir-cleaner-idle are weir-always with the log
 // cleaner looking for work every 100 ms (`weir serve
 // --log-cleaner-backoff 100ms`) or every hour (never, in a run), both
-// with --log-retention-check-interval 200ms, for the compact workload.
+// with --log-retention-check-interval 200ms, for the compact workload;
+// weir-cleaner-throttled is weir-cleaner-busy with
+// --log-cleaner-io-max-bytes-per-second compactThrottle, and
+// weir-cleaner-default the cleaner's defaults (5 s backoff).
 //
 // weir-archive-off and weir-archive-on are weir-always with the data in
 // DIR/data, the second with `--archive file://DIR/archive` (the same
-// disk), for the archive workload.
+// disk: segments hard-linked), for the archive workload;
+// weir-archive-copy is weir-archive-on with file://DIR/archive?link=false
+// (segments copied, as before links).
 func peerMain(args []string) error {
 	fs := flag.NewFlagSet("peer", flag.ExitOnError)
 	kind := fs.String("kind", "", "broker to run: "+fmt.Sprint(kinds))
@@ -75,7 +81,8 @@ func peerMain(args []string) error {
 		closer       func() error
 	)
 	switch *kind {
-	case "weir-always", "weir-never", "weir-cleaner-busy", "weir-cleaner-idle", "weir-archive-off", "weir-archive-on":
+	case "weir-always", "weir-never", "weir-cleaner-busy", "weir-cleaner-idle", "weir-cleaner-throttled", "weir-cleaner-default",
+		"weir-archive-off", "weir-archive-on", "weir-archive-copy":
 		cfg := config.Defaults()
 		cfg.DataDir = *dir
 		cfg.KafkaAddr = *addr
@@ -90,14 +97,22 @@ func peerMain(args []string) error {
 			cfg.LogCleanerBackoff, cfg.LogRetentionCheckInterval = 100*time.Millisecond, 200*time.Millisecond
 		case "weir-cleaner-idle":
 			cfg.LogCleanerBackoff, cfg.LogRetentionCheckInterval = time.Hour, 200*time.Millisecond
+		case "weir-cleaner-throttled":
+			cfg.LogCleanerBackoff, cfg.LogRetentionCheckInterval = 100*time.Millisecond, 200*time.Millisecond
+			cfg.LogCleanerIOMaxBytesPerSecond = compactThrottle
+		case "weir-cleaner-default":
+			cfg.LogRetentionCheckInterval = 200 * time.Millisecond
 		case "weir-archive-off":
 			cfg.DataDir = filepath.Join(*dir, "data")
-		case "weir-archive-on":
+		case "weir-archive-on", "weir-archive-copy":
 			abs, err := filepath.Abs(*dir)
 			if err != nil {
 				return err
 			}
 			cfg.DataDir, cfg.Archive = filepath.Join(abs, "data"), "file://"+filepath.Join(abs, "archive")
+			if *kind == "weir-archive-copy" {
+				cfg.Archive += "?link=false"
+			}
 		}
 		logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 		srv, err := server.Start(cfg, server.Options{Logger: logger})

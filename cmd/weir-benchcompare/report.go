@@ -253,8 +253,8 @@ func (r *report) goals() string {
 	// noise" with the cleaner busy vs idle. Noise is how far the idle
 	// broker's own runs fell apart (max/min of its per-run values); past
 	// maxNoise the goal is reported inconclusive.
-	busyIdle := func(name, key, unit string, judged bool) {
-		const wl, busy, idle = "compact", "weir-cleaner-busy", "weir-cleaner-idle"
+	busyIdleOf := func(busy, name, key, unit string, judged bool) {
+		const wl, idle = "compact", "weir-cleaner-idle"
 		if !have(wl, busy, key) || !have(wl, idle, key) {
 			return
 		}
@@ -273,11 +273,21 @@ func (r *report) goals() string {
 		}
 		gs = append(gs, g)
 	}
+	busyIdle := func(name, key, unit string, judged bool) { busyIdleOf("weir-cleaner-busy", name, key, unit, judged) }
 	busyIdle(fmt.Sprintf("Produce p99 at %d rec/s: cleaner busy vs idle (Weir)", r.s.compactRate), "ack_p99", "ms", true)
 	busyIdle(fmt.Sprintf("Produce p99.9 at %d rec/s: cleaner busy vs idle (Weir)", r.s.compactRate), "ack_p999", "ms", false)
 	busyIdle(fmt.Sprintf("Produce p50 at %d rec/s: cleaner busy vs idle (Weir)", r.s.compactRate), "ack_p50", "ms", false)
 	busyIdle("Max-rate produce: cleaner busy vs idle (Weir)", "sat_mbps", "MB/s", false)
 	busyIdle(fmt.Sprintf("Broker CPU at %d rec/s: cleaner busy vs idle (Weir)", r.s.compactRate), "rate_cpu_pct", "% of a core", false)
+	// The other cleaner brokers against the same idle runs.
+	for _, o := range []struct{ target, label string }{
+		{"base:weir-cleaner-busy", "busy (older build)"},
+		{"weir-cleaner-throttled", "busy, I/O throttled to 20 MB/s"},
+		{"weir-cleaner-default", "at its defaults"},
+	} {
+		busyIdleOf(o.target, fmt.Sprintf("Produce p99 at %d rec/s: cleaner %s vs idle (Weir)", r.s.compactRate, o.label), "ack_p99", "ms", true)
+		busyIdleOf(o.target, fmt.Sprintf("Max-rate produce: cleaner %s vs idle (Weir)", o.label), "sat_mbps", "MB/s", false)
+	}
 	if have("compact", "weir-cleaner-busy", "clean_mbps") {
 		m := func(k string) string { return num(r.median("compact", "weir-cleaner-busy", k)) }
 		gs = append(gs,

@@ -75,14 +75,14 @@ func runMain(args []string) error {
 		if *only != "" && !slices.Contains(strings.Split(*only, ","), w.name) {
 			continue
 		}
-		if h.base != "" && w.name != "idle" && w.name != "compact" && w.name != "archive" {
+		if h.base != "" && w.name != "idle" && w.name != "archive" {
 			// Each Weir target runs right before its older build (not
-			// for compact and archive: older peers lack their broker
-			// kinds).
+			// for archive, and for compact only weir-cleaner-busy: older
+			// peers lack the other broker kinds).
 			var ts []string
 			for _, t := range w.targets {
 				ts = append(ts, t)
-				if strings.HasPrefix(t, "weir-") {
+				if strings.HasPrefix(t, "weir-") && (w.name != "compact" || t == "weir-cleaner-busy") {
 					ts = append(ts, "base:"+t)
 				}
 			}

@@ -52,7 +52,7 @@ defaults, the YAML file named by --config, WEIR_* environment variables
 	f.Int64("log-cleaner-dedupe-buffer-size", d.LogCleanerDedupeBufferSize, "memory for the cleaner's key map, 24 bytes a key (log.cleaner.dedupe.buffer.size)")
 	f.Float64("log-cleaner-io-max-bytes-per-second", d.LogCleanerIOMaxBytesPerSecond, "cap on the cleaner's disk reads and writes, 0 unlimited (log.cleaner.io.max.bytes.per.second)")
 	f.Int64("internal-segment-bytes", d.InternalSegmentBytes, "segment.bytes of the internal topics such as __consumer_offsets (offsets.topic.segment.bytes)")
-	f.String("archive", d.Archive, "tiered storage for topics with remote.storage.enable=true: file://DIR or s3://BUCKET/PREFIX (endpoint and credentials from AWS_ENDPOINT_URL_S3, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION)")
+	f.String("archive", d.Archive, "tiered storage for topics with remote.storage.enable=true: file://DIR (on the data directory's filesystem segments are hard-linked, not copied; file://DIR?link=false copies) or s3://BUCKET/PREFIX (endpoint and credentials from AWS_ENDPOINT_URL_S3, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION)")
 	f.Duration("archive-max-lag", d.ArchiveMaxLag, "/readyz fails its archive check once a sealed segment of a tiered topic has waited this long for upload (0: no check)")
 	f.Int64("remote-cache-bytes", d.RemoteCacheBytes, "disk space for local copies of archived segments that reads below a tiered partition's local log start are served from (under the data dir, wiped at start)")
 	f.Duration("group-initial-rebalance-delay", d.GroupInitialRebalanceDelay, "how long an empty group's first rebalance waits for more members")

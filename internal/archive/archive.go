@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // TopicPartition names one partition. Topic is the topic's name or ID;
@@ -73,6 +74,8 @@ type Archive struct {
 
 	mu    sync.Mutex
 	parts map[TopicPartition]*partition
+
+	linkFellBack atomic.Bool // a link failed and the segment was copied (logged once)
 }
 
 // partition serialises one partition's changes and caches its manifest.
@@ -242,12 +245,18 @@ func (a *Archive) UploadSegment(ctx context.Context, tp TopicPartition, meta Seg
 		return err
 	}
 	key := SegmentKey(tp, seg.BaseOffset, seg.LastOffset)
-	h := crc32.New(castagnoli)
 	start := a.opts.Now()
-	if err := a.be.Put(ctx, key, io.TeeReader(r, h), seg.Size); err != nil {
-		return fmt.Errorf("archive: %s: upload %d-%d: %w", tp, seg.BaseOffset, seg.LastOffset, err)
+	linked, err := a.putLinked(ctx, tp, key, &seg, r)
+	if err != nil {
+		return err
 	}
-	seg.CRC32C = h.Sum32()
+	if !linked {
+		h := crc32.New(castagnoli)
+		if err := a.be.Put(ctx, key, io.TeeReader(r, h), seg.Size); err != nil {
+			return fmt.Errorf("archive: %s: upload %d-%d: %w", tp, seg.BaseOffset, seg.LastOffset, err)
+		}
+		seg.CRC32C = h.Sum32()
+	}
 	seg.UploadTime = a.opts.Now().UnixMilli()
 	next.Segments[len(next.Segments)-1] = seg
 	if err := a.store(ctx, tp, p, cur, next); err != nil {
@@ -255,8 +264,45 @@ func (a *Archive) UploadSegment(ctx context.Context, tp TopicPartition, meta Seg
 	}
 	a.opts.Logger.Debug("archive: segment uploaded", slog.String("partition", tp.String()),
 		slog.Int64("base", seg.BaseOffset), slog.Int64("last", seg.LastOffset), slog.Int64("bytes", seg.Size),
-		slog.Duration("took", a.opts.Now().Sub(start)))
+		slog.Bool("linked", linked), slog.Duration("took", a.opts.Now().Sub(start)))
 	return nil
+}
+
+// putLinked stores the segment r reads as a hard link when r is a local
+// file the backend can link (link.go), setting seg.CRC32C from reading
+// the file. linked is false, with no error, when it cannot: the caller
+// copies r, which nothing has read yet. The first such fallback is logged.
+func (a *Archive) putLinked(ctx context.Context, tp TopicPartition, key string, seg *Segment, r io.Reader) (linked bool, err error) {
+	lb, ok := a.be.(fileLinker)
+	if !ok {
+		return false, nil
+	}
+	lf, ok := r.(LocalFile)
+	if !ok {
+		return false, nil
+	}
+	f := lf.LocalFile()
+	if f == nil {
+		return false, nil
+	}
+	if err := lb.putLinked(ctx, key, f, seg.Size); err != nil {
+		if ctx.Err() != nil {
+			return false, fmt.Errorf("archive: %s: upload %d-%d: %w", tp, seg.BaseOffset, seg.LastOffset, err)
+		}
+		if !a.linkFellBack.Swap(true) {
+			a.opts.Logger.Info("archive: cannot link segments into the archive; copying them",
+				slog.String("partition", tp.String()), slog.Any("err", err))
+		}
+		return false, nil
+	}
+	// The object is in place; a failure from here leaves an orphan that
+	// the retry replaces or Sweep removes, as a failed copy does.
+	crc, err := checksumFile(ctx, f, seg.Size)
+	if err != nil {
+		return false, fmt.Errorf("archive: %s: upload %d-%d: checksum: %w", tp, seg.BaseOffset, seg.LastOffset, err)
+	}
+	seg.CRC32C = crc
+	return true, nil
 }
 
 // ReadSegment opens the archived segment with the given base offset. The

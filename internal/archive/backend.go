@@ -128,7 +128,8 @@ func (o Options) Validate() error {
 	return nil
 }
 
-// Open returns the backend the URL names (file://DIR or s3://BUCKET/PREFIX),
+// Open returns the backend the URL names (file://DIR[?link=false] or
+// s3://BUCKET/PREFIX),
 // after a probe request that fails clearly on wrong credentials, a missing
 // bucket or directory permissions, or an unreachable endpoint. env holds
 // "KEY=VALUE" entries in the form of os.Environ; only S3 reads it.
@@ -139,7 +140,11 @@ func Open(ctx context.Context, rawURL string, env []string, opts Options) (Backe
 	}
 	switch {
 	case strings.HasPrefix(rawURL, "file://"):
-		return openFile(ctx, strings.TrimPrefix(rawURL, "file://"), opts)
+		dir, link, err := parseFileURL(strings.TrimPrefix(rawURL, "file://"))
+		if err != nil {
+			return nil, err
+		}
+		return openFile(ctx, dir, link, opts)
 	case strings.HasPrefix(rawURL, "s3://"):
 		cfg, err := ParseS3(rawURL, env)
 		if err != nil {

@@ -16,7 +16,12 @@
 //     tests). Put writes a hidden temporary ".NAME.part" beside the object,
 //     fsyncs it, renames it over the object and fsyncs the directory, so a
 //     crash leaves either the old object, the new one, or an invisible
-//     temporary that the next Put of that key truncates.
+//     temporary that the next Put of that key truncates. UploadSegment of
+//     a reader that is a local file of the same filesystem (LocalFile: a
+//     sealed segment) hard-links the file into that temporary instead of
+//     copying it (vfs.LinkFile; link.go says why that is safe), fsyncs it
+//     and renames it likewise; file://DIR?link=false, another filesystem or
+//     a failed link copies.
 //   - s3://BUCKET/PREFIX: an S3-compatible store through aws-sdk-go-v2,
 //     configured from AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL),
 //     AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN and
@@ -95,8 +100,9 @@
 //
 // UploadSegment checks that the segment may be added (Manifest.Add) before
 // it sends a byte, writes the segment's transaction index object (when
-// given and not empty), writes the segment object while computing its
-// CRC-32C, and only once both objects are complete writes the next
+// given and not empty), writes (or links) the segment object while
+// computing its CRC-32C (of a link: by reading the file once it is in
+// place), and only once both objects are complete writes the next
 // manifest generation that names them. A crash or error in between leaves an orphan object that
 // the retry overwrites (same key) or Sweep removes; the manifest never
 // names an incomplete object and never has a gap or an overlap. A gap is

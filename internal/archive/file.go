@@ -21,6 +21,10 @@ type fileBackend struct {
 	fs   vfs.FS
 	root string
 	seed maphash.Seed
+	// link: store local files (sealed segments of the same filesystem) as
+	// hard links rather than copies (link.go); file://DIR?link=false
+	// turns it off.
+	link bool
 	// locks stripe Puts by key so that two Puts of one key do not share a
 	// temporary file.
 	locks [32]sync.Mutex
@@ -32,18 +36,19 @@ const chunk = 1 << 20
 // NewFileBackend returns a file backend rooted at dir of fsys, creating dir
 // if needed, after a probe that writes and removes a temporary there.
 func NewFileBackend(ctx context.Context, fsys vfs.FS, dir string) (Backend, error) {
-	return openFile(ctx, dir, Options{FS: fsys}.Defaults())
+	return openFile(ctx, dir, true, Options{FS: fsys}.Defaults())
 }
 
 func newFileBackend(fsys vfs.FS, dir string) *fileBackend {
-	return &fileBackend{fs: fsys, root: filepath.Clean(dir), seed: maphash.MakeSeed()}
+	return &fileBackend{fs: fsys, root: filepath.Clean(dir), seed: maphash.MakeSeed(), link: true}
 }
 
-func openFile(ctx context.Context, dir string, opts Options) (*fileBackend, error) {
+func openFile(ctx context.Context, dir string, link bool, opts Options) (*fileBackend, error) {
 	if dir == "" {
 		return nil, errors.New("archive: file:// URL names no directory")
 	}
 	b := newFileBackend(opts.FS, dir)
+	b.link = link
 	if err := vfs.MkdirAllDurable(b.fs, b.root, 0o755); err != nil {
 		return nil, fmt.Errorf("archive: file://%s: %w", dir, err)
 	}
@@ -60,6 +65,11 @@ func openFile(ctx context.Context, dir string, opts Options) (*fileBackend, erro
 		return nil, fmt.Errorf("archive: file://%s: %w", dir, err)
 	}
 	return b, nil
+}
+
+// lockFor is the stripe of Put's locks for key.
+func (b *fileBackend) lockFor(key string) *sync.Mutex {
+	return &b.locks[maphash.String(b.seed, key)%uint64(len(b.locks))]
 }
 
 func (b *fileBackend) path(key string) string {
@@ -81,7 +91,7 @@ func (b *fileBackend) Put(ctx context.Context, key string, r io.Reader, size int
 	if size < 0 {
 		return fmt.Errorf("archive: put %s: negative size %d", key, size)
 	}
-	mu := &b.locks[maphash.String(b.seed, key)%uint64(len(b.locks))]
+	mu := b.lockFor(key)
 	mu.Lock()
 	defer mu.Unlock()
 	p := b.path(key)

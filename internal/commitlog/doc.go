@@ -79,7 +79,14 @@
 // Appends are serialised by one mutex per log. Readers never take it: they
 // load an immutable snapshot of the segment list and the high-watermark
 // mark atomically and read with positional reads. Segments removed by
-// retention are closed when their last reader releases them.
+// retention are closed when their last reader releases them. A sealed
+// segment's file is never written again (a tiered-storage archive on the
+// same filesystem may hard-link it). Whatever removes sealed segments
+// (retention, DeleteRecords) holds a second mutex, taken before the append
+// mutex; a Clean holds it while it swaps its cleaned file in (renames and
+// directory fsyncs), taking the append mutex only to check and then to
+// install the new segment list, so appends never wait for the cleaner's
+// I/O. The cleaner yields its processor every 256 KiB it decodes.
 //
 // commitlog imports only vfs, batch and the standard library; it must not
 // import broker, group, kafka or any network package.

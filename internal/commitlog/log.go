@@ -29,8 +29,13 @@ type mark struct {
 type Log struct {
 	opts Options
 
-	mu         sync.Mutex // serialises appends, rolls and removals
-	cleanMu    sync.Mutex // one Clean at a time (clean.go)
+	mu      sync.Mutex // serialises appends, rolls and removals
+	cleanMu sync.Mutex // one Clean at a time (clean.go)
+	// segMu is held (before mu) by whatever removes sealed segments
+	// (retention, DeleteRecords) and by a Clean while it swaps cleaned
+	// files in, so the swap's file operations and fsyncs can run without
+	// mu: appends never wait for them.
+	segMu      sync.Mutex
 	active     *segment
 	written    mark // everything written (guarded by mu)
 	closed     bool
@@ -560,6 +565,11 @@ func (l *Log) Close() error {
 	}
 	l.closed = true
 	l.mu.Unlock()
+	// A Clean swapping files in (clean.go) finishes its file operations
+	// first; it then sees the log closed and changes nothing more.
+	l.segMu.Lock()
+	//lint:ignore SA2001 an empty critical section: waiting for the swap is the point
+	l.segMu.Unlock()
 	if l.syncerRunning() {
 		close(l.stop)
 		<-l.stopped

@@ -42,6 +42,8 @@ func (l *Log) RollIfDue() (bool, error) {
 // removes it. Readers still holding a removed segment finish their reads;
 // its files go when the last one lets go.
 func (l *Log) EnforceRetention() (int, error) {
+	l.segMu.Lock()
+	defer l.segMu.Unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
@@ -85,6 +87,8 @@ func (l *Log) EnforceRetention() (int, error) {
 // the high watermark), persisting it, and deletes segments wholly below
 // it. It returns the new log start offset.
 func (l *Log) DeleteRecordsBefore(offset int64) (int64, error) {
+	l.segMu.Lock()
+	defer l.segMu.Unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {

@@ -184,7 +184,13 @@ func readHeader(f vfs.File, pos int64, buf []byte) (batch.Header, error) {
 
 // writeIndexes persists the segment's indexes with trailers (used when
 // sealing and at clean close). The caller fsyncs the directory.
-func (s *segment) writeIndexes() error {
+func (s *segment) writeIndexes() error { return s.writeIndexFiles(true) }
+
+// writeIndexFiles writes both index files, fsynced when sync is set.
+// Unsynced ones are enough where a crash may lose them: recovery accepts
+// index files only whole (CRC-checked, matching the .log's size) and
+// rebuilds missing or damaged ones by scanning.
+func (s *segment) writeIndexFiles(sync bool) error {
 	s.mu.RLock()
 	idx := append([]idxEntry(nil), s.idx...)
 	tidx := append([]tidxEntry(nil), s.tidx...)
@@ -200,7 +206,7 @@ func (s *segment) writeIndexes() error {
 	b = binary.BigEndian.AppendUint64(b, uint64(s.maxTs.Load()))
 	b = binary.BigEndian.AppendUint32(b, uint32(len(idx)))
 	b = binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
-	if err := writeFileSync(s.fs, s.path(indexSuffix), b); err != nil {
+	if err := writeFileReplace(s.fs, s.path(indexSuffix), b, sync); err != nil {
 		return err
 	}
 
@@ -211,7 +217,7 @@ func (s *segment) writeIndexes() error {
 	}
 	t = binary.BigEndian.AppendUint32(t, uint32(len(tidx)))
 	t = binary.BigEndian.AppendUint32(t, crc32.Checksum(t, castagnoli))
-	return writeFileSync(s.fs, s.path(timeIndexSuffix), t)
+	return writeFileReplace(s.fs, s.path(timeIndexSuffix), t, sync)
 }
 
 // loadIndexes reads both index files; ok is false when either is missing,
@@ -339,6 +345,12 @@ func (s *segment) scan(fileSize int64, interval int64) scanResult {
 // writeFileSync writes a whole file durably via a temp file and rename.
 // The caller syncs the directory.
 func writeFileSync(fs vfs.FS, name string, data []byte) error {
+	return writeFileReplace(fs, name, data, true)
+}
+
+// writeFileReplace writes data to a temporary, fsyncs it if sync is set,
+// and renames it over name.
+func writeFileReplace(fs vfs.FS, name string, data []byte, sync bool) error {
 	tmp := name + ".tmp"
 	f, err := fs.Create(tmp)
 	if err != nil {
@@ -348,9 +360,11 @@ func writeFileSync(fs vfs.FS, name string, data []byte) error {
 		_ = f.Close()
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		_ = f.Close()
-		return err
+	if sync {
+		if err := f.Sync(); err != nil {
+			_ = f.Close()
+			return err
+		}
 	}
 	if err := f.Close(); err != nil {
 		return err

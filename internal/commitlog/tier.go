@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/weirhq/weir/internal/batch"
+	"github.com/weirhq/weir/internal/vfs"
 )
 
 // What tiered storage needs of a log: the sealed segments, a reader of one
@@ -109,6 +110,20 @@ func (r *SegmentReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// LocalFile returns the segment's open file (nil once closed), for a
+// file:// archive on the same filesystem to hard-link instead of copying
+// (vfs.LinkFile). A sealed segment's file is never written again: appends
+// go to the active segment, recovery truncates only the last segment (and
+// a segment is sealed only once its successor's entry is durable), and
+// retention, DeleteRecords and the cleaner replace or remove whole files.
+// The caller must not write to it.
+func (r *SegmentReader) LocalFile() vfs.File {
+	if r.done {
+		return nil
+	}
+	return r.seg.f
+}
+
 // FirstTimestamp returns the first batch's base timestamp (-1 for an
 // empty segment or a batch without one).
 func (r *SegmentReader) FirstTimestamp() (int64, error) {
@@ -138,6 +153,8 @@ func (r *SegmentReader) Close() error {
 // so nothing is lost while the archive lags. The active segment always
 // stays. It returns how many segments it removed.
 func (l *Log) EnforceLocalRetention(retentionMs, retentionBytes, copiedTo int64) (int, error) {
+	l.segMu.Lock()
+	defer l.segMu.Unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {

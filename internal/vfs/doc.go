@@ -49,6 +49,15 @@
 // MemFS keeps locks per file and drops them all in a crash image; ErrorFS
 // locks through the filesystem it wraps and never injects a fault there.
 //
+// # Links
+//
+// LinkFile (the optional FileLinker interface) gives an open file a second
+// name, a hard link to the descriptor's file (linkat of /proc/self/fd/N
+// on Linux; unsupported elsewhere), so the tiered-storage archive can keep
+// a sealed segment without copying it. A file with no name left, or one of
+// another filesystem, is refused; the caller copies instead. MemFS links
+// share the file node; ErrorFS injects OpLink.
+//
 // # Concurrency
 //
 // Every FS and File in this package is safe for concurrent use. Reads and

@@ -27,13 +27,14 @@ const (
 	OpList                      // FS.List
 	OpStat                      // FS.Stat and File.Size
 	OpPreallocate               // Preallocate (where the inner file supports it)
+	OpLink                      // LinkFile; the path is the new name
 )
 
 var opNames = [...]string{
 	OpCreate: "create", OpOpen: "open", OpWrite: "write", OpSync: "sync",
 	OpSyncDir: "syncdir", OpRename: "rename", OpRemove: "remove",
 	OpTruncate: "truncate", OpRead: "read", OpMkdir: "mkdir", OpList: "list",
-	OpStat: "stat", OpPreallocate: "fallocate",
+	OpStat: "stat", OpPreallocate: "fallocate", OpLink: "link",
 }
 
 // String returns the operation's lowercase name, as used in error messages.

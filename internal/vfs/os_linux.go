@@ -4,7 +4,9 @@ import (
 	"errors"
 	"io"
 	"os"
+	"strconv"
 	"syscall"
+	"unsafe"
 )
 
 // fdatasync flushes f's data and the metadata needed to read it back
@@ -111,3 +113,53 @@ type osLock struct{ f *os.File }
 
 // Close releases the lock by closing the descriptor.
 func (l osLock) Close() error { return l.f.Close() }
+
+// atSymlinkFollow is AT_SYMLINK_FOLLOW and atFDCWD AT_FDCWD from
+// linux/fcntl.h.
+const (
+	atSymlinkFollow = 0x400
+	atFDCWD         = -100
+)
+
+// linkOpen links the file f's descriptor reads as newname:
+// linkat(AT_FDCWD, "/proc/self/fd/N", AT_FDCWD, newname, AT_SYMLINK_FOLLOW)
+// follows the descriptor's magic link to its inode, so a file renamed
+// over f's old name is never the one linked. An unlinked file gives
+// ENOENT; another filesystem EXDEV.
+func linkOpen(f *os.File, newname string) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	newp, err := syscall.BytePtrFromString(newname)
+	if err != nil {
+		return &os.LinkError{Op: "link", Old: f.Name(), New: newname, Err: err}
+	}
+	var lerr error
+	cerr := rc.Control(func(fd uintptr) {
+		oldp, err := syscall.BytePtrFromString("/proc/self/fd/" + strconv.Itoa(int(fd)))
+		if err != nil {
+			lerr = err
+			return
+		}
+		for {
+			fdcwd := atFDCWD
+			_, _, e := syscall.Syscall6(syscall.SYS_LINKAT, uintptr(fdcwd), uintptr(unsafe.Pointer(oldp)),
+				uintptr(fdcwd), uintptr(unsafe.Pointer(newp)), atSymlinkFollow, 0)
+			if e == syscall.EINTR {
+				continue
+			}
+			if e != 0 {
+				lerr = e
+			}
+			return
+		}
+	})
+	if cerr != nil {
+		return &os.LinkError{Op: "link", Old: f.Name(), New: newname, Err: os.ErrClosed}
+	}
+	if lerr != nil {
+		return &os.LinkError{Op: "link", Old: f.Name(), New: newname, Err: lerr}
+	}
+	return nil
+}

@@ -65,3 +65,9 @@ func (l *processLock) Close() error {
 	})
 	return err
 }
+
+// linkOpen is unsupported here: without /proc/self/fd a link by the old
+// name could name another file than the descriptor's.
+func linkOpen(f *os.File, newname string) error {
+	return &os.LinkError{Op: "link", Old: f.Name(), New: newname, Err: errors.ErrUnsupported}
+}
