@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -329,4 +330,167 @@ func TestEOSSurvivesKill9(t *testing.T) {
 		t.Fatalf("no output record of an aborted transaction (%d written, %d committed): the kills missed the transactions", len(all), len(got))
 	}
 	t.Logf("%d output records committed; %d written in all (the rest in aborted transactions)", len(got), len(all))
+}
+
+func (c *cluster) produceChunks(recs []*kgo.Record, n int) {
+	c.t.Helper()
+	for i := 0; i < len(recs); i += n {
+		c.produce(recs[i:min(i+n, len(recs))]...)
+	}
+}
+
+func counter(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	return 0
+}
+
+// TestEOSRebalance: a second exactly-once instance joins a running one;
+// the first commits its transaction before giving tasks up, the second
+// restores them from the changelogs (read_committed). After both stop, a
+// bounded instance closes the open windows. The read_committed output is
+// the single-instance answer: every window once, with its exact count.
+func TestEOSRebalance(t *testing.T) {
+	c := newCluster(t)
+	c.create("clicks", 4)
+	all := events("clicks", 0, 800, recent)
+	c.produceChunks(all[:300], 40)
+	start := func(reg *prometheus.Registry) (stop func()) {
+		cfg := eosConfig(c.b.Addr(), "clicks-eos")
+		cfg.Registerer = reg
+		cfg.ClientOptions = []kgo.Opt{kgo.FetchMaxPartitionBytes(1000)}
+		app, err := stream.New(eosCounts("counts", 0), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(c.ctx)
+		errc := make(chan error, 1)
+		go func() { errc <- app.Run(ctx) }()
+		return func() {
+			cancel()
+			if err := <-errc; err != nil {
+				t.Errorf("instance: %v", err)
+			}
+		}
+	}
+	regA, regB := prometheus.NewRegistry(), prometheus.NewRegistry()
+	stopA := start(regA)
+	for c.committedIn("clicks-eos", "clicks") < 300 && c.ctx.Err() == nil {
+	}
+	stopB := start(regB)
+	for !c.bothAssigned("clicks-eos") {
+		if c.ctx.Err() != nil {
+			t.Fatal("the second instance never got a task")
+		}
+	}
+	c.produceChunks(all[300:], 40)
+	for c.committedIn("clicks-eos", "clicks") < 800 && c.ctx.Err() == nil {
+	}
+	stopA()
+	stopB()
+	if recordsIn(t, regB) == 0 {
+		t.Fatal("the second instance processed nothing")
+	}
+	t.Logf("aborted transactions: %v and %v", counter(t, regA, "weir_stream_transaction_aborts_total"),
+		counter(t, regB, "weir_stream_transaction_aborts_total"))
+
+	cfg := eosConfig(c.b.Addr(), "clicks-eos")
+	cfg.Bounded = true
+	app, err := stream.New(eosCounts("counts", 0), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := app.Run(c.ctx); err != nil {
+		t.Fatal(err)
+	}
+	sameLines(t, "read_committed output", countLines(t, c.readTopic("counts", true)), expectedLines(all))
+}
+
+// TestEOSAbortedTransactionsInvisible: every other transaction of a
+// bounded exactly-once run aborts instead of committing. Each abort rolls
+// the tasks back to their changelogs and the input back to the committed
+// offsets; the aborted outputs stay in the log, invisible to read_committed
+// readers, whose output is exact.
+func TestEOSAbortedTransactionsInvisible(t *testing.T) {
+	c := newCluster(t)
+	c.create("clicks", 3)
+	recs := events("clicks", 0, 600, recent)
+	c.produceChunks(recs, 30)
+	reg := prometheus.NewRegistry()
+	cfg := eosConfig(c.b.Addr(), "clicks-eos")
+	cfg.Bounded, cfg.Registerer = true, reg
+	cfg.ClientOptions = []kgo.Opt{kgo.FetchMaxPartitionBytes(1000)}
+	app, err := stream.New(eosCounts("counts", 0), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	stream.AbortTransactions(app, func() bool { n++; return n%2 == 0 })
+	if err := app.Run(c.ctx); err != nil {
+		t.Fatal(err)
+	}
+	committed := countLines(t, c.readTopic("counts", true))
+	sameLines(t, "read_committed output", committed, expectedLines(recs))
+	aborts := counter(t, reg, "weir_stream_transaction_aborts_total")
+	written := len(c.readTopic("counts", false))
+	if aborts == 0 || written <= len(committed) {
+		t.Fatalf("%v transactions aborted, %d output records written for %d committed: the aborts had no output", aborts, written, len(committed))
+	}
+	t.Logf("%v transactions aborted; %d output records written, %d committed", aborts, written, len(committed))
+}
+
+// TestBoundedTransactionalInput: a bounded run over input written in
+// transactions (one aborted, the last still open) ends, although the
+// last record of each partition is a transaction marker, and counts
+// exactly the committed records before the open transaction.
+func TestBoundedTransactionalInput(t *testing.T) {
+	c := newCluster(t)
+	c.create("clicks", 3)
+	p, err := kgo.NewClient(kgo.SeedBrokers(c.b.Addr()), kgo.TransactionalID("input-writer"), kgo.TransactionTimeout(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	txn := func(recs []*kgo.Record, end kgo.TransactionEndTry) {
+		if err := p.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.ProduceSync(c.ctx, recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		if end == kgo.TryCommit || end == kgo.TryAbort {
+			if err := p.EndTransaction(c.ctx, end); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	first, aborted, second, open := events("clicks", 0, 300, recent), events("clicks", 300, 100, recent),
+		events("clicks", 400, 300, recent), events("clicks", 700, 50, recent)
+	txn(first, kgo.TryCommit)
+	txn(aborted, kgo.TryAbort)
+	txn(second, kgo.TryCommit)
+	if err := p.BeginTransaction(); err != nil { // left open during the run
+		t.Fatal(err)
+	}
+	if err := p.ProduceSync(c.ctx, open...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+
+	cfg := eosConfig(c.b.Addr(), "clicks-eos")
+	cfg.Bounded = true
+	app, err := stream.New(eosCounts("counts", 0), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := app.Run(c.ctx); err != nil {
+		t.Fatal(err)
+	}
+	sameLines(t, "read_committed output", countLines(t, c.readTopic("counts", true)), expectedLines(append(first, second...)))
 }
