@@ -85,10 +85,11 @@ func (r *runner) readChangelog(ctx context.Context, topic string, p int32, end i
 		return err
 	}
 	defer cl.Close()
+	next := int64(0)
 	for {
 		fs := cl.PollFetches(ctx)
 		if err := fs.Err0(); err != nil {
-			return fmt.Errorf("%s/%d: %w", topic, p, err)
+			return fmt.Errorf("%s/%d: read to %d of %d: %w", topic, p, next, end, err)
 		}
 		var rerr error
 		reached := false
@@ -99,6 +100,7 @@ func (r *runner) readChangelog(ctx context.Context, topic string, p int32, end i
 			if !rec.Attrs.IsControl() {
 				rerr = r.e.Restore(rec)
 			}
+			next = rec.Offset + 1
 			reached = reached || rec.Offset+1 >= end
 		})
 		if rerr != nil {
