@@ -3,11 +3,14 @@ package stream
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,8 +28,11 @@ const (
 	// but may repeat the outputs (and, rarely, updates of state) of the
 	// records since the last commit.
 	AtLeastOnce Guarantee = iota
-	// ExactlyOnce is not built yet (Kafka Streams' EOS v2: outputs,
-	// changelogs and offsets in one transaction per commit).
+	// ExactlyOnce: each commit interval is one Kafka transaction of the
+	// instance (Kafka Streams' EOS v2) holding the outputs, the changelog
+	// and repartition records and the input offsets, so a crash or an
+	// aborted transaction repeats nothing that a read_committed consumer
+	// sees, and state is rolled back to the last commit.
 	ExactlyOnce
 )
 
@@ -39,8 +45,22 @@ type Config struct {
 	// topics (<app>-<name>-repartition, <app>-<store>-changelog). Instances
 	// with the same id share the work.
 	ApplicationID string
-	// Guarantee; default AtLeastOnce (the only one built).
+	// Guarantee; default AtLeastOnce.
 	Guarantee Guarantee
+	// InstanceID names this instance among those of the application.
+	// Under ExactlyOnce the transactional id is <ApplicationID>-<InstanceID>:
+	// it must be unique among the running instances, and should be stable
+	// across restarts of one instance, because a restart with the same id
+	// fences the previous incarnation and aborts its open transaction at
+	// once, where a new id leaves that transaction open until
+	// TransactionTimeout (delaying whoever takes its tasks). Default: a
+	// random id per App.
+	InstanceID string
+	// TransactionTimeout (ExactlyOnce) is how long the cluster keeps an
+	// instance's transaction open without an end before aborting it: the
+	// longest a crashed instance with no successor of the same InstanceID
+	// holds up its tasks. Default 10s; it must exceed CommitInterval.
+	TransactionTimeout time.Duration
 	// CommitInterval between commits; default 1s. Shorter: fewer
 	// repeats after a crash and fresher downstream watermarks, more
 	// commit traffic.
@@ -67,7 +87,14 @@ type App struct {
 	topo *Topology
 	cfg  Config
 	log  *slog.Logger
+	// abortTxn, set by tests, turns a commit into an abort when it
+	// returns true.
+	abortTxn func() bool
 }
+
+// TransactionalID returns the transactional id the App uses under
+// ExactlyOnce: <ApplicationID>-<InstanceID>.
+func (a *App) TransactionalID() string { return a.cfg.ApplicationID + "-" + a.cfg.InstanceID }
 
 // New checks the topology and configuration; Run starts the work.
 func New(t *Topology, cfg Config) (*App, error) {
@@ -77,10 +104,17 @@ func New(t *Topology, cfg Config) (*App, error) {
 	if len(cfg.Brokers) == 0 || cfg.ApplicationID == "" {
 		return nil, errors.New("stream: Config.Brokers and Config.ApplicationID are required")
 	}
-	if cfg.Guarantee != AtLeastOnce {
-		return nil, errors.New("stream: only AtLeastOnce is built so far")
+	if cfg.Guarantee != AtLeastOnce && cfg.Guarantee != ExactlyOnce {
+		return nil, fmt.Errorf("stream: unknown Guarantee %d", cfg.Guarantee)
 	}
 	cfg.CommitInterval = cmp.Or(cfg.CommitInterval, time.Second)
+	cfg.TransactionTimeout = cmp.Or(cfg.TransactionTimeout, 10*time.Second)
+	if cfg.Guarantee == ExactlyOnce && cfg.TransactionTimeout <= cfg.CommitInterval {
+		return nil, fmt.Errorf("stream: TransactionTimeout %v must exceed CommitInterval %v", cfg.TransactionTimeout, cfg.CommitInterval)
+	}
+	if cfg.InstanceID == "" {
+		cfg.InstanceID = strings.ToLower(rand.Text())
+	}
 	if cfg.ReplicationFactor == 0 {
 		cfg.ReplicationFactor = -1
 	}
@@ -136,12 +170,16 @@ func (a *App) Run(ctx context.Context) error {
 	for t := range topics.Repartition {
 		consume = append(consume, t)
 	}
-	cl, err := kgo.NewClient(append([]kgo.Opt{
+	opts := append([]kgo.Opt{
 		kgo.SeedBrokers(a.cfg.Brokers...),
 		kgo.ConsumerGroup(a.cfg.ApplicationID),
 		kgo.ConsumeTopics(consume...),
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		// Only committed input; commit and abort markers are delivered as
+		// control records so a bounded run sees its last offset reached.
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.OnPartitionsAssigned(r.onAssigned),
@@ -150,22 +188,41 @@ func (a *App) Run(ctx context.Context) error {
 		kgo.RecordPartitioner(partitioner{kgo.StickyKeyPartitioner(nil)}),
 		kgo.ProducerLinger(5 * time.Millisecond),
 		kgo.AllowAutoTopicCreation(), // sink topics, where the cluster allows it
-	}, a.cfg.ClientOptions...)...)
-	if err != nil {
-		return err
+	}, a.cfg.ClientOptions...)
+	if a.cfg.Guarantee == ExactlyOnce {
+		var sess *kgo.GroupTransactSession
+		sess, err = kgo.NewGroupTransactSession(append(opts,
+			kgo.TransactionalID(a.TransactionalID()),
+			kgo.TransactionTimeout(a.cfg.TransactionTimeout),
+			kgo.OnPartitionsCallbackBlocked(r.onBlocked))...)
+		if err != nil {
+			return err
+		}
+		r.sess, r.cl = sess, sess.Client()
+		err = r.loopEOS(ctx)
+		if err != nil && r.inTxn {
+			// Abort what is open rather than leave it to the timeout.
+			actx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			_, _ = sess.End(actx, kgo.TryAbort)
+			cancel()
+		}
+	} else {
+		r.cl, err = kgo.NewClient(opts...)
+		if err != nil {
+			return err
+		}
+		err = r.loop(ctx)
+		if ctx.Err() != nil && err == nil {
+			// Stopped: commit what was processed, with a fresh deadline.
+			fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			r.mu.Lock()
+			err = r.commit(fctx)
+			r.mu.Unlock()
+			cancel()
+		}
 	}
-	r.cl = cl
-	err = r.loop(ctx)
-	if ctx.Err() != nil && err == nil {
-		// Stopped: commit what was processed, with a fresh deadline.
-		fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		r.mu.Lock()
-		err = r.commit(fctx)
-		r.mu.Unlock()
-		cancel()
-	}
-	cl.AllowRebalance()
-	cl.Close()
+	r.cl.AllowRebalance()
+	r.cl.Close()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, id := range e.Tasks() {
@@ -244,4 +301,14 @@ type runner struct {
 	prodErr  error
 	prodMu   sync.Mutex
 	fatal    error // an error met in a group callback; the loop returns it
+
+	// Exactly-once (eos.go). inTxn, paused and pastEnd belong to the loop.
+	sess       *kgo.GroupTransactSession
+	inTxn      bool                       // a transaction is open: work since the last commit
+	revoked    bool                       // under mu: partitions revoked or lost since the last End
+	blocked    atomic.Bool                // a rebalance waits for the loop to end its transaction
+	pollMu     sync.Mutex                 //
+	pollCancel context.CancelFunc         // under pollMu: cuts the loop's poll short
+	pastEnd    map[string]map[int32]int64 // bounded: partitions polled past their end, to rewind
+	paused     map[string][]int32         // bounded: partitions read to their end, not fetched
 }

@@ -47,10 +47,21 @@
 // # Running
 //
 // Engine is the I/O-free core: records and time in, records to produce
-// out. App runs an Engine against a cluster (a consumer group per
-// ApplicationID, cooperative-sticky; at-least-once: produce, flush, then
-// commit offsets). Package streamtest runs the same Engine in memory,
-// deterministically.
+// out. App runs an Engine against a cluster: a consumer group per
+// ApplicationID (cooperative-sticky), input, repartition topics and
+// changelogs read read_committed. Package streamtest runs the same Engine
+// in memory, deterministically.
+//
+// Guarantees. AtLeastOnce (the default): produce, flush, then commit the
+// input offsets; a crash repeats the work since the last commit.
+// ExactlyOnce (Kafka Streams' EOS v2): one transactional producer per
+// instance, transactional id <ApplicationID>-<InstanceID>, and one
+// transaction per commit interval holding the outputs, repartition
+// records, changelog changes and the input offsets (committed through the
+// group, with its generation, via kgo's GroupTransactSession). A rebalance
+// waits for the open transaction to commit; an aborted transaction rolls
+// every task back to its changelog and the input to the committed offsets.
+// Consumers of the outputs must read read_committed. See eos.go.
 //
 // # Concurrency
 //

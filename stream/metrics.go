@@ -11,6 +11,7 @@ type metrics struct {
 	late      *prometheus.CounterVec
 	wmLag     *prometheus.GaugeVec
 	commitLat prometheus.Histogram
+	aborts    prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -32,11 +33,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"task"}),
 		commitLat: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "weir_stream_commit_seconds",
-			Help:    "Time to commit: produce flush of outputs, changelogs and markers, then the offset commit.",
+			Help:    "Time to commit: produce flush of outputs, changelogs and markers, then the offset commit (exactly-once: the transaction's end).",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 		}),
+		aborts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "weir_stream_transaction_aborts_total",
+			Help: "Exactly-once transactions aborted (rebalance, fencing, error), each rolling the tasks back to their last commit.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.records, m.late, m.wmLag, m.commitLat} {
+	for _, c := range []prometheus.Collector{m.records, m.late, m.wmLag, m.commitLat, m.aborts} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -73,5 +78,11 @@ func (m *metrics) forget(id TaskID) {
 func (m *metrics) commit(seconds float64) {
 	if m != nil {
 		m.commitLat.Observe(seconds)
+	}
+}
+
+func (m *metrics) abort() {
+	if m != nil {
+		m.aborts.Inc()
 	}
 }

@@ -3,16 +3,22 @@ package stream
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// restore reads a task's changelog partitions from their start to the end
-// offsets listed now into its stores.
+// restore reads a task's changelog partitions into its stores, from
+// their start to their last stable offset, read_committed: records of
+// aborted transactions are skipped. A transaction still open on a
+// changelog partition (its last writer's, ended by a commit before a
+// rebalance, or a crashed instance's until fenced or timed out) is waited
+// for first, so the state restored matches the input offsets the group
+// hands out once that transaction is decided.
 func (r *runner) restore(ctx context.Context, id TaskID) error {
 	for _, topic := range r.e.Changelogs(id) {
-		ends, err := r.adm.ListEndOffsets(ctx, topic)
+		end, err := r.stableEnd(ctx, topic, id.Partition)
 		if err != nil {
 			return err
 		}
@@ -20,35 +26,70 @@ func (r *runner) restore(ctx context.Context, id TaskID) error {
 		if err != nil {
 			return err
 		}
-		end, _ := ends.Lookup(topic, id.Partition)
 		start, _ := starts.Lookup(topic, id.Partition)
-		if end.Err != nil || start.Err != nil {
-			return fmt.Errorf("%s/%d: offsets: %v %v", topic, id.Partition, end.Err, start.Err)
+		if start.Err != nil {
+			return fmt.Errorf("%s/%d: start offset: %w", topic, id.Partition, start.Err)
 		}
-		if end.Offset <= start.Offset {
+		if end <= start.Offset {
 			continue
 		}
-		if err := r.readChangelog(ctx, topic, id.Partition, end.Offset); err != nil {
+		if err := r.readChangelog(ctx, topic, id.Partition, end); err != nil {
 			return err
 		}
-		r.app.log.Info("stream: restored", "task", id.String(), "changelog", topic, "records_to", end.Offset)
+		r.app.log.Info("stream: restored", "task", id.String(), "changelog", topic, "records_to", end)
 	}
 	return nil
+}
+
+// stableEnd waits until no transaction is open on a partition (its last
+// stable offset has reached its high watermark) and returns that offset;
+// an error after twice the transaction timeout.
+func (r *runner) stableEnd(ctx context.Context, topic string, p int32) (int64, error) {
+	deadline := time.Now().Add(2 * r.app.cfg.TransactionTimeout)
+	for {
+		stable, err := r.adm.ListCommittedOffsets(ctx, topic)
+		if err != nil {
+			return 0, err
+		}
+		ends, err := r.adm.ListEndOffsets(ctx, topic)
+		if err != nil {
+			return 0, err
+		}
+		lso, _ := stable.Lookup(topic, p)
+		hwm, _ := ends.Lookup(topic, p)
+		if lso.Err != nil || hwm.Err != nil {
+			return 0, fmt.Errorf("%s/%d: end offsets: %v %v", topic, p, lso.Err, hwm.Err)
+		}
+		if lso.Offset >= hwm.Offset {
+			return lso.Offset, nil
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("%s/%d: a transaction stays open (last stable offset %d, high watermark %d)", topic, p, lso.Offset, hwm.Offset)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 func (r *runner) readChangelog(ctx context.Context, topic string, p int32, end int64) error {
 	cl, err := kgo.NewClient(append([]kgo.Opt{
 		kgo.SeedBrokers(r.app.cfg.Brokers...),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {p: kgo.NewOffset().AtStart()}}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(), // a trailing transaction marker reaches end
 	}, r.app.cfg.ClientOptions...)...)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
+	next := int64(0)
 	for {
 		fs := cl.PollFetches(ctx)
 		if err := fs.Err0(); err != nil {
-			return fmt.Errorf("%s/%d: %w", topic, p, err)
+			return fmt.Errorf("%s/%d: read to %d of %d: %w", topic, p, next, end, err)
 		}
 		var rerr error
 		reached := false
@@ -56,7 +97,10 @@ func (r *runner) readChangelog(ctx context.Context, topic string, p int32, end i
 			if rerr != nil || rec.Offset >= end {
 				return
 			}
-			rerr = r.e.Restore(rec)
+			if !rec.Attrs.IsControl() {
+				rerr = r.e.Restore(rec)
+			}
+			next = rec.Offset + 1
 			reached = reached || rec.Offset+1 >= end
 		})
 		if rerr != nil {
@@ -68,10 +112,12 @@ func (r *runner) readChangelog(ctx context.Context, topic string, p int32, end i
 	}
 }
 
-// boundedOffsets records, for a bounded run, the end offsets of the source
-// topics seen at start.
+// boundedOffsets records, for a bounded run, the end of the source topics
+// at start: their last stable offsets, so input written in transactions
+// ends before any transaction still open and a trailing commit marker
+// (delivered as a control record) reaches the end.
 func (r *runner) boundedOffsets(ctx context.Context, sources []string) error {
-	ends, err := r.adm.ListEndOffsets(ctx, sources...)
+	ends, err := r.adm.ListCommittedOffsets(ctx, sources...)
 	if err != nil {
 		return err
 	}
@@ -92,7 +138,7 @@ func (r *runner) boundedOffsets(ctx context.Context, sources []string) error {
 // that have nothing left before their end offset: the group's committed
 // offset (or the log start) is already there.
 func (r *runner) endReadPartitions(ctx context.Context, assigned map[string][]int32) error {
-	committed, err := r.adm.FetchOffsets(ctx, r.app.cfg.ApplicationID)
+	committed, err := r.adm.FetchOffsets(kadm.RequireStable(ctx), r.app.cfg.ApplicationID)
 	if err != nil {
 		return err
 	}

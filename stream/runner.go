@@ -22,13 +22,18 @@ import (
 // exactly-once slice replaces commit with one transaction (kgo's
 // GroupTransactSession): begin before processing, end with the offsets.
 
+// maxPollRecords bounds the records processed between two looks at the
+// commit interval (Kafka's max.poll.records default), so a large backlog
+// does not stretch one commit interval over all of it.
+const maxPollRecords = 1000
+
 func (r *runner) loop(ctx context.Context) error {
 	interval := r.app.cfg.CommitInterval
 	last := time.Now()
 	endedAtCommit := 0
 	for {
 		pctx, cancel := context.WithTimeout(ctx, max(interval-time.Since(last), time.Millisecond))
-		fs := r.cl.PollFetches(pctx)
+		fs := r.cl.PollRecords(pctx, maxPollRecords)
 		cancel()
 		if ctx.Err() != nil {
 			return nil
@@ -75,10 +80,17 @@ func (r *runner) process(fs kgo.Fetches) error {
 		}
 		end, bounded := r.end[rec.Topic][rec.Partition]
 		if bounded && rec.Offset >= end {
-			return // past the end seen at start: not ours to process or commit
-		}
-		if err = r.e.Process(rec); err != nil {
+			// Past the end seen at start: not ours to process or commit.
+			if r.sess != nil {
+				r.rewindToEnd(rec.Topic, rec.Partition, end)
+			}
 			return
+		}
+		// Control records (transaction markers) only move the offsets.
+		if !rec.Attrs.IsControl() {
+			if err = r.e.Process(rec); err != nil {
+				return
+			}
 		}
 		if r.offsets[rec.Topic] == nil {
 			r.offsets[rec.Topic] = map[int32]kgo.EpochOffset{}
@@ -93,6 +105,9 @@ func (r *runner) process(fs kgo.Fetches) error {
 }
 
 func (r *runner) produce(recs []*kgo.Record) {
+	if len(recs) > 0 && r.sess != nil && !r.begin() {
+		return
+	}
 	for _, rec := range recs {
 		r.cl.Produce(context.Background(), rec, func(_ *kgo.Record, err error) {
 			if err != nil {
@@ -179,8 +194,19 @@ func (r *runner) done() bool {
 // ended at once.
 func (r *runner) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[string][]int32) {
 	r.app.log.Debug("stream: assigned", "partitions", assigned)
+	var fenceErr error
+	if r.sess != nil {
+		// Under exactly-once, load the producer id first: initializing it
+		// fences an earlier incarnation with the same transactional id and
+		// aborts its open transaction, which restore would wait for.
+		_, _, fenceErr = r.cl.ProducerID(ctx)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if fenceErr != nil {
+		r.fatal = errors.Join(r.fatal, fmt.Errorf("stream: init producer id: %w", fenceErr))
+		return
+	}
 	var opened []TaskID
 	for topic, ps := range assigned {
 		for _, p := range ps {
@@ -210,11 +236,18 @@ func (r *runner) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[str
 	}
 }
 
-// onRevoked commits, then closes the tasks left with no partition.
+// onRevoked commits, then closes the tasks left with no partition. Under
+// exactly-once the loop has already ended its transaction before allowing
+// the rebalance (see loopEOS); a revocation met with one open aborts it.
 func (r *runner) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
 	r.app.log.Debug("stream: revoked", "partitions", revoked)
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.sess != nil {
+		r.revoked = r.revoked || len(revoked) > 0
+		r.drop(revoked)
+		return
+	}
 	if err := r.commit(ctx); err != nil {
 		r.app.log.Warn("stream: commit before revocation failed", "err", err)
 	}
@@ -226,6 +259,7 @@ func (r *runner) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[strin
 func (r *runner) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.revoked = r.revoked || r.sess != nil
 	r.drop(lost)
 }
 
