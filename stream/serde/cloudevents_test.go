@@ -15,6 +15,7 @@ import (
 
 	"github.com/weirhq/weir/stream"
 	"github.com/weirhq/weir/stream/serde"
+	"github.com/weirhq/weir/stream/streamtest"
 )
 
 func sampleEvent() event.Event {
@@ -206,4 +207,33 @@ func readTopic(t *testing.T, ctx context.Context, addr, topic string) []*kgo.Rec
 		})
 	}
 	return out
+}
+
+// TestCloudEventsThroughRepartition: binary-mode events keep their
+// attributes through a repartition topic (headers written by the
+// repartition sink, read by its source) in streamtest.
+func TestCloudEventsThroughRepartition(t *testing.T) {
+	topo := stream.NewTopology()
+	evs := stream.Source(topo, "in", stream.String(), serde.CloudEvent())
+	byType := stream.KeyBy(evs, func(_ string, ev event.Event) string { return ev.Type() })
+	last := stream.Reduce(stream.GroupByKey(byType, stream.String(), serde.CloudEvent()),
+		func(_, ev event.Event) event.Event { return ev }, stream.Named("last"))
+	stream.To(last.ToStream(), "out", stream.String(), serde.CloudEvent())
+	d, err := streamtest.New(topo, streamtest.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := sampleEvent()
+	streamtest.Input(d, "in", stream.String(), serde.CloudEvent()).Pipe("k", ev, time.Unix(0, 0))
+	got := streamtest.Output(d, "out", stream.String(), serde.CloudEvent()).ReadAll()
+	if err := d.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Key != "order.placed" {
+		t.Fatalf("got %v", got)
+	}
+	sameEvent(t, got[0].Value, ev)
+	if rs := d.Records("out"); len(rs[0].Headers) == 0 || rs[0].Headers[0].Key != "ce_specversion" {
+		t.Fatalf("output not in binary mode: %v", rs[0].Headers)
+	}
 }
