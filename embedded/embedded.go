@@ -83,10 +83,12 @@ func Start(opts Options) (*Broker, error) {
 // Addr is the host:port Kafka clients should use as a seed broker.
 func (b *Broker) Addr() string { return b.srv.KafkaAddr() }
 
-// HTTPAddr is the host:port serving /metrics, /healthz and /readyz.
+// HTTPAddr is the host:port serving /metrics, /healthz, /readyz and the
+// CloudEvents gateway (POST /events/{topic}, /subscriptions).
 func (b *Broker) HTTPAddr() string { return b.srv.HTTPAddr() }
 
-// RegistryAddr is the host:port serving the schema registry API.
+// RegistryAddr is the host:port serving the schema registry API
+// (Confluent's REST API at the root: sr.URLs("http://" + b.RegistryAddr())).
 func (b *Broker) RegistryAddr() string { return b.srv.RegistryAddr() }
 
 // Close stops the broker cleanly and removes a temporary data directory.

@@ -224,7 +224,7 @@ func (e *Engine) Process(r *kgo.Record) error {
 		}
 	}
 	spec := in.node.source
-	k, v, err := spec.decode(r.Key, r.Value)
+	k, v, err := spec.decode(r.Key, r.Value, r.Headers)
 	if err != nil {
 		t.fail(fmt.Errorf("stream: decode %s/%d@%d: %w", r.Topic, r.Partition, r.Offset, err))
 		return t.err

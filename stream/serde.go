@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // Serde turns values of T into record bytes and back. Users implement it
@@ -13,6 +15,38 @@ import (
 type Serde[T any] interface {
 	Encode(v T) ([]byte, error)
 	Decode(b []byte) (T, error)
+}
+
+// HeaderSerde is a Serde whose format also uses the record's headers, as
+// the CloudEvents Kafka binding's binary content mode does (attributes in
+// ce_ headers, data in the value). Where a value serde implements it,
+// Source, To, repartition topics and streamtest call EncodeHeaders and
+// DecodeHeaders instead of Encode and Decode. Key serdes never see
+// headers, and headers do not travel through operators: a sink writes the
+// headers its own value serde makes.
+type HeaderSerde[T any] interface {
+	Serde[T]
+	EncodeHeaders(v T) (value []byte, headers []kgo.RecordHeader, err error)
+	DecodeHeaders(value []byte, headers []kgo.RecordHeader) (T, error)
+}
+
+// EncodeValue encodes a record value with s, using its headers when s is a
+// HeaderSerde.
+func EncodeValue[T any](s Serde[T], v T) ([]byte, []kgo.RecordHeader, error) {
+	if hs, ok := s.(HeaderSerde[T]); ok {
+		return hs.EncodeHeaders(v)
+	}
+	b, err := s.Encode(v)
+	return b, nil, err
+}
+
+// DecodeValue decodes a record value with s, passing the record's headers
+// when s is a HeaderSerde.
+func DecodeValue[T any](s Serde[T], value []byte, headers []kgo.RecordHeader) (T, error) {
+	if hs, ok := s.(HeaderSerde[T]); ok {
+		return hs.DecodeHeaders(value, headers)
+	}
+	return s.Decode(value)
 }
 
 // Bytes passes record bytes through unchanged.

@@ -124,13 +124,13 @@ func (t *task) updateWatermark() {
 
 // emit encodes a sink's record into the engine's output.
 func (t *task) emit(n *node, r rec) {
-	k, v, err := n.sink.encode(r)
+	k, v, h, err := n.sink.encode(r)
 	if err != nil {
 		t.fail(fmt.Errorf("stream: %s: encode: %w", n.name, err))
 		return
 	}
 	topic := t.e.plan.sinks[n]
-	out := &kgo.Record{Topic: topic, Partition: -1, Key: k, Value: v, Timestamp: msTime(r.ts)}
+	out := &kgo.Record{Topic: topic, Partition: -1, Key: k, Value: v, Headers: h, Timestamp: msTime(r.ts)}
 	if n.sink.repartition {
 		out.Partition = KafkaPartition(k, t.e.plan.partitions[topic])
 	}

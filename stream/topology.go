@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // Topology is the graph of a stream application: sources, operators,
@@ -66,7 +68,7 @@ type opEnv struct {
 type sourceSpec struct {
 	topic       string
 	repartition bool // topic is "<app>-<topic>" and carries watermark markers
-	decode      func(k, v []byte) (any, any, error)
+	decode      func(k, v []byte, h []kgo.RecordHeader) (any, any, error)
 	extract     func(k, v any, recordTime time.Time) int64 // nil: the record's timestamp
 	opts        sourceOptions
 }
@@ -75,7 +77,7 @@ type sourceSpec struct {
 type sinkSpec struct {
 	topic       string
 	repartition bool
-	encode      func(r rec) (k, v []byte, err error)
+	encode      func(r rec) (k, v []byte, h []kgo.RecordHeader, err error)
 }
 
 func (t *Topology) add(kind string, name string, parents []*node) *node {
@@ -183,13 +185,13 @@ func Source[K, V any](t *Topology, topic string, key Serde[K], value Serde[V], o
 	return Stream[K, V]{t: t, n: n}
 }
 
-func decoder[K, V any](key Serde[K], value Serde[V]) func(k, v []byte) (any, any, error) {
-	return func(kb, vb []byte) (any, any, error) {
+func decoder[K, V any](key Serde[K], value Serde[V]) func(k, v []byte, h []kgo.RecordHeader) (any, any, error) {
+	return func(kb, vb []byte, h []kgo.RecordHeader) (any, any, error) {
 		k, err := key.Decode(kb)
 		if err != nil {
 			return nil, nil, fmt.Errorf("key: %w", err)
 		}
-		v, err := value.Decode(vb)
+		v, err := DecodeValue(value, vb, h)
 		if err != nil {
 			return nil, nil, fmt.Errorf("value: %w", err)
 		}
@@ -197,17 +199,17 @@ func decoder[K, V any](key Serde[K], value Serde[V]) func(k, v []byte) (any, any
 	}
 }
 
-func encoder[K, V any](key Serde[K], value Serde[V]) func(r rec) ([]byte, []byte, error) {
-	return func(r rec) ([]byte, []byte, error) {
+func encoder[K, V any](key Serde[K], value Serde[V]) func(r rec) ([]byte, []byte, []kgo.RecordHeader, error) {
+	return func(r rec) ([]byte, []byte, []kgo.RecordHeader, error) {
 		k, err := key.Encode(r.key.(K))
 		if err != nil {
-			return nil, nil, fmt.Errorf("key: %w", err)
+			return nil, nil, nil, fmt.Errorf("key: %w", err)
 		}
-		v, err := value.Encode(r.value.(V))
+		v, h, err := EncodeValue(value, r.value.(V))
 		if err != nil {
-			return nil, nil, fmt.Errorf("value: %w", err)
+			return nil, nil, nil, fmt.Errorf("value: %w", err)
 		}
-		return k, v, nil
+		return k, v, h, nil
 	}
 }
 

@@ -72,6 +72,8 @@ var allowed = map[string]pkgRule{
 	// protocol: nothing of the module, save its tests' embedded broker.
 	"stream":            {testImports: []string{"embedded", "stream/streamtest"}},
 	"stream/streamtest": {imports: []string{"stream"}},
+	// Schema-registry and CloudEvents serdes: public, over franz-go's sr.
+	"stream/serde": {imports: []string{"stream"}, testImports: []string{"embedded", "stream/streamtest"}},
 	// The NEXMark data side (events, generator, reference queries) stands
 	// alone, not even on the stream library it checks.
 	"stream/nexmark": {},

@@ -258,11 +258,11 @@ func (in *InputTopic[K, V]) Pipe(key K, value V, ts time.Time) {
 	if in.d.fail(err) {
 		return
 	}
-	vb, err := in.value.Encode(value)
+	vb, hdrs, err := stream.EncodeValue(in.value, value)
 	if in.d.fail(err) {
 		return
 	}
-	in.d.PipeRecord(&kgo.Record{Topic: in.topic, Partition: -1, Key: kb, Value: vb, Timestamp: ts})
+	in.d.PipeRecord(&kgo.Record{Topic: in.topic, Partition: -1, Key: kb, Value: vb, Headers: hdrs, Timestamp: ts})
 }
 
 // OutputTopic reads typed records from a topic.
@@ -288,7 +288,7 @@ func (out *OutputTopic[K, V]) ReadAll() []Record[K, V] {
 		k, err := out.key.Decode(r.Key)
 		if err == nil {
 			var v V
-			v, err = out.value.Decode(r.Value)
+			v, err = stream.DecodeValue(out.value, r.Value, r.Headers)
 			res = append(res, Record[K, V]{Key: k, Value: v, Time: r.Timestamp, Partition: r.Partition})
 		}
 		if err != nil {
