@@ -233,8 +233,15 @@ func (a *App) Run(ctx context.Context) error {
 
 // createInternalTopics creates the repartition and (compacted) changelog
 // topics, or checks the partition counts of those already there.
+//
+// Repartition topics keep their records without a time limit
+// (retention.ms -1, as Kafka Streams sets them): the records carry their
+// event time as timestamp, and a broker's time retention (7 days by
+// default, counted from the newest timestamp of a segment, the active one
+// included) would delete the records of old event times, replayed or
+// backfilled, before the downstream task reads them.
 func (r *runner) createInternalTopics(ctx context.Context, ts Topics) error {
-	compact := "compact"
+	compact, forever := "compact", "-1"
 	create := func(topic string, n int32, configs map[string]*string) error {
 		_, err := r.adm.CreateTopic(ctx, n, r.app.cfg.ReplicationFactor, configs, topic)
 		if err == nil {
@@ -253,7 +260,7 @@ func (r *runner) createInternalTopics(ctx context.Context, ts Topics) error {
 		return nil
 	}
 	for t, n := range ts.Repartition {
-		if err := create(t, n, nil); err != nil {
+		if err := create(t, n, map[string]*string{"retention.ms": &forever}); err != nil {
 			return err
 		}
 	}

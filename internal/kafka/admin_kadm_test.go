@@ -222,3 +222,72 @@ func TestKadmAdmin(t *testing.T) {
 		}
 	}
 }
+
+// TestAutoCreateAfterListOffsetsOfMissingTopic: an admin client asks for
+// the end offsets of a topic that does not exist yet, then producers
+// (plain and transactional) with auto-creation write to it. Every
+// acknowledged record is in the topic: a broker that asked nothing of
+// ListOffsets keeps no trace of the miss. The admin client that asked
+// first still reports the topic missing until its cached metadata ages
+// out (kgo's MetadataMinAge, 5 s: kadm answers from the client's metadata
+// cache), so a test must ask through a fresh client; that stale answer,
+// not lost records, is what an "empty output" seen right after such a
+// miss is.
+func TestAutoCreateAfterListOffsetsOfMissingTopic(t *testing.T) {
+	ts := startTxnServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	asked, err := kgo.NewClient(kgo.SeedBrokers(ts.addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer asked.Close()
+	for _, txn := range []bool{false, true} {
+		topic := "missing-plain"
+		opts := []kgo.Opt{kgo.SeedBrokers(ts.addr), kgo.AllowAutoTopicCreation(), kgo.DefaultProduceTopic(topic)}
+		if txn {
+			topic = "missing-txn"
+			opts = append(opts, kgo.DefaultProduceTopic(topic), kgo.TransactionalID("missing-txn"))
+		}
+		ends, err := kadm.NewClient(asked).ListEndOffsets(ctx, topic)
+		if err != nil || !errors.Is(ends.Error(), kerr.UnknownTopicOrPartition) {
+			t.Fatalf("%s before: %v %v, want unknown topic", topic, err, ends.Error())
+		}
+		p, err := kgo.NewClient(opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if txn {
+			if err := p.BeginTransaction(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		recs := []*kgo.Record{{Value: []byte("a")}, {Value: []byte("b")}, {Value: []byte("c")}}
+		if err := p.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			t.Fatalf("%s: produce: %v", topic, err)
+		}
+		if txn {
+			if err := p.EndTransaction(ctx, kgo.TryCommit); err != nil {
+				t.Fatal(err)
+			}
+		}
+		p.Close()
+
+		fresh, err := kgo.NewClient(kgo.SeedBrokers(ts.addr))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ends, err = kadm.NewClient(fresh).ListEndOffsets(ctx, topic)
+		fresh.Close()
+		want := int64(len(recs))
+		if txn {
+			want++ // the commit marker
+		}
+		if e, ok := ends.Lookup(topic, 0); err != nil || ends.Error() != nil || !ok || e.Offset != want {
+			t.Fatalf("%s after: %+v %v %v, want end offset %d", topic, e, err, ends.Error(), want)
+		}
+		if stale, err := kadm.NewClient(asked).ListEndOffsets(ctx, topic); err != nil || !errors.Is(stale.Error(), kerr.UnknownTopicOrPartition) {
+			t.Logf("%s: the asking client's cache no longer says missing (%v %v): kgo's metadata caching changed", topic, err, stale.Error())
+		}
+	}
+}
