@@ -77,8 +77,10 @@ acknowledges (acks=all, batched). A tenth of the events are emitted up to
 a standard watermark holds back, so it drops nothing); --in-order turns
 that off.
 
-The topic is created with --partitions if it does not exist; an existing
-topic keeps its partitions (an explicit --partitions must then match).`,
+The topic is created with --partitions and retention.ms=-1 if it does not
+exist (record timestamps are event times, 2025 by default, which time
+retention would delete at once); an existing topic keeps its partitions
+(an explicit --partitions must then match) and its retention.`,
 		Example: `  weir nexmark generate --topic nexmark --events 1000000 --partitions 8
   weir nexmark generate --events 10000 --seed 7 --rate 1000 --format json`,
 		Args: cobra.NoArgs,
@@ -254,7 +256,11 @@ func nexmarkTopic(ctx context.Context, a *app, o nexmarkGenOpts, explicit bool) 
 		}
 		return n, false, nil
 	}
-	resp, err := adm.CreateTopic(octx, o.partitions, -1, nil, o.topic)
+	// The events' timestamps are their event times (2025 by default):
+	// the broker's time retention (7 days) would delete them at its next
+	// check, so the topic keeps its records until deleted.
+	forever := "-1"
+	resp, err := adm.CreateTopic(octx, o.partitions, -1, map[string]*string{"retention.ms": &forever}, o.topic)
 	if err == nil {
 		err = resp.Err
 	}
