@@ -55,8 +55,8 @@ type node struct {
 // operator is one node's behaviour inside one task.
 type operator struct {
 	process  func(r rec)
-	advance  func(wm int64) // the task watermark moved forward; nil if stateless
-	restored func() error   // the store was restored; nil if stateless
+	advance  func(wm int64)  // the task watermark moved forward; nil if stateless
+	restored func() error    // the store was restored; nil if stateless
 	tick     func(now int64) // the wall clock moved (processing-time timers); usually nil
 }
 
