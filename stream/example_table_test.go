@@ -76,7 +76,7 @@ func ExampleSessions() {
 	in := streamtest.Input(d, "clicks", S, S)
 	t0 := time.Date(2025, 1, 1, 9, 0, 0, 0, time.UTC)
 	in.Pipe("ann", "/home", t0)
-	in.Pipe("ann", "/pay", t0.Add(50*time.Minute)) // 50 min later: a second visit
+	in.Pipe("ann", "/pay", t0.Add(50*time.Minute))  // 50 min later: a second visit
 	in.Pipe("ann", "/cart", t0.Add(25*time.Minute)) // late, but within 30 min of both: one visit
 	in.Pipe("bob", "/home", t0.Add(3*time.Hour))    // the watermark passes 9:50 + 30 min: ann's visit closes
 	d.EndOfInput()
