@@ -32,18 +32,6 @@ func GroupByKey[K, V any](s Stream[K, V], key Serde[K], value Serde[V], opts ...
 	return g
 }
 
-// Table is a changelog: the latest value per key, as produced by an
-// unwindowed aggregation. Table joins are not built yet; use ToStream to
-// read the changes.
-type Table[K, V any] struct {
-	t *Topology
-	n *node
-}
-
-// ToStream returns the table's changes: one record per update, carrying
-// the key's new value and the event time of the record that caused it.
-func (t Table[K, V]) ToStream() Stream[K, V] { return Stream[K, V]{t: t.t, n: t.n} }
-
 // Count counts the records per key.
 func Count[K, V any](g Grouped[K, V], opts ...Option) Table[K, int64] {
 	return aggregate(g, "count", opts, Int64(), func(_ K, _ V, n int64, _ bool) int64 { return n + 1 })
@@ -105,5 +93,5 @@ func aggregate[K, V, A any](g Grouped[K, V], kind string, opts []Option, serde S
 			env.forward(rec{key: k, value: acc, ts: r.ts})
 		}}
 	}
-	return Table[K, A]{t: g.t, n: n}
+	return Table[K, A]{t: g.t, n: n, key: g.key, get: storeGetter[K](n, serde), stores: []*node{n}}
 }

@@ -269,6 +269,19 @@ func (r *runner) createInternalTopics(ctx context.Context, ts Topics) error {
 			return err
 		}
 	}
+	return r.createUpsertSinks(ctx, ts.Compacted)
+}
+
+// createUpsertSinks creates the missing topics of ToTable sinks as
+// compacted topics; those already there are left as they are.
+func (r *runner) createUpsertSinks(ctx context.Context, sinks map[string]int32) error {
+	compact := "compact"
+	for t, n := range sinks {
+		_, err := r.adm.CreateTopic(ctx, n, r.app.cfg.ReplicationFactor, map[string]*string{"cleanup.policy": &compact}, t)
+		if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+			return fmt.Errorf("stream: create %s: %w", t, err)
+		}
+	}
 	return nil
 }
 

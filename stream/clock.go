@@ -19,10 +19,11 @@ type clock struct {
 	last        int64 // wall clock of the last record, or of the task's opening
 	ended       bool  // end of input: the watermark is maxTime
 	marks       []int64
+	table       bool // a table's source partition: always idle (see isIdle)
 }
 
 func newClock(spec *sourceSpec, producers int32, now int64) *clock {
-	c := &clock{max: minTime, last: now}
+	c := &clock{max: minTime, last: now, table: spec.table}
 	if spec.repartition {
 		c.marks = make([]int64, producers)
 		for i := range c.marks {
@@ -66,7 +67,11 @@ func minOf(xs []int64) int64 {
 	return m
 }
 
-func (c *clock) isIdle(now int64) bool { return c.idle > 0 && now-c.last >= c.idle }
+// isIdle reports whether the partition is left out of the task watermark.
+// A table's source partition always is: a table is state, read as it
+// changes, and a rarely updated table must not hold back the windows of the
+// streams it is joined with. It still ends (end of input).
+func (c *clock) isIdle(now int64) bool { return c.table || c.idle > 0 && now-c.last >= c.idle }
 
 // Watermark markers. An upstream task writes one to every partition of
 // each repartition topic it writes, at commit, when its watermark has

@@ -19,9 +19,21 @@
 // update per record) or WindowBy + CountWindows, ReduceWindows,
 // AggregateWindows (one final result per key and window, when it closes),
 // with Late as the side output of records too late for any window.
+// Session windows: WindowBy(g, Sessions(gap)), merging sessions that a
+// record connects (CountWindows, ReduceWindows, AggregateSessions with a
+// merge function).
 // Joins: Join (no window: every pair once, both sides kept) and WindowJoin
 // (pairs within each window). Process runs user code per record with the
-// key's state and event-time timers.
+// key's state, event-time timers and processing-time timers.
+//
+// Tables: TableSource reads a compacted topic as a Table (null values
+// delete); the topic itself is the table's changelog, restored up to the
+// group's committed offset. MapTableValues, FilterTable derive tables;
+// JoinTable, LeftJoinTable enrich a stream with the table's current value
+// per key; JoinTables, LeftJoinTables, OuterJoinTables join tables into a
+// table updated when either side changes; ToTable writes a table's
+// updates and deletions (tombstones) to a compacted topic. Count, Reduce
+// and Aggregate return tables too.
 //
 // # Tasks, time and state
 //

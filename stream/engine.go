@@ -88,11 +88,15 @@ type Topics struct {
 	Sinks       []string         // output topics, written by To
 	Repartition map[string]int32 // internal: written and read, with their partition counts
 	Changelogs  map[string]int32 // internal, compacted: written, read back only to restore
+	// Compacted are the sinks written by ToTable (upsert sinks, also in
+	// Sinks): the runtime creates those missing as compacted topics with
+	// this partition count (the writing tasks').
+	Compacted map[string]int32
 }
 
 // Topics returns the application's topics.
 func (e *Engine) Topics() Topics {
-	ts := Topics{Repartition: map[string]int32{}, Changelogs: map[string]int32{}}
+	ts := Topics{Repartition: map[string]int32{}, Changelogs: map[string]int32{}, Compacted: maps.Clone(e.plan.compacted)}
 	for topic, in := range e.plan.inputs {
 		if !in.node.source.repartition {
 			ts.Sources = append(ts.Sources, topic)
@@ -105,8 +109,10 @@ func (e *Engine) Topics() Topics {
 			ts.Sinks = append(ts.Sinks, topic)
 		}
 	}
-	for topic := range e.plan.changelogs {
-		ts.Changelogs[topic] = e.plan.partitions[topic]
+	for topic, ref := range e.plan.changelogs {
+		if !ref.source {
+			ts.Changelogs[topic] = e.plan.partitions[topic]
+		}
 	}
 	slices.Sort(ts.Sources)
 	slices.Sort(ts.Sinks)
@@ -133,7 +139,8 @@ func (e *Engine) ChangelogTask(topic string, partition int32) (TaskID, bool) {
 }
 
 // Changelogs returns the changelog topics of a task's stores; their
-// partition id.Partition restores the task.
+// partition id.Partition restores the task. A table read with TableSource
+// has its source topic as changelog (see SourceChangelog).
 func (e *Engine) Changelogs(id TaskID) []string {
 	var out []string
 	for topic, ref := range e.plan.changelogs {
@@ -143,6 +150,16 @@ func (e *Engine) Changelogs(id TaskID) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// SourceChangelog reports whether a changelog topic is a table's source
+// topic (TableSource), as in Kafka Streams: the engine never writes it, and
+// a restore must read it from the start only up to the consumer group's
+// committed offset for the partition (the records after that are processed
+// as input), not to its end.
+func (e *Engine) SourceChangelog(topic string) bool {
+	ref, ok := e.plan.changelogs[topic]
+	return ok && ref.source
 }
 
 // Tasks returns the open tasks in order.
@@ -197,10 +214,17 @@ func (e *Engine) Restore(r *kgo.Record) error {
 		return fmt.Errorf("stream: restore %s/%d: task not open or already running", r.Topic, r.Partition)
 	}
 	s := t.storeOf[ref.node]
-	if r.Value == nil {
-		return s.Store.Delete(r.Key)
+	k, v := r.Key, r.Value
+	if ref.source {
+		var err error
+		if k, v, err = ref.node.source.restore(r); err != nil {
+			return fmt.Errorf("stream: restore %s/%d@%d: %w", r.Topic, r.Partition, r.Offset, err)
+		}
 	}
-	return s.Store.Set(r.Key, r.Value)
+	if v == nil {
+		return s.Store.Delete(k)
+	}
+	return s.Store.Set(k, v)
 }
 
 // Process runs one input record through its task. An error fails the task
@@ -245,6 +269,7 @@ func (e *Engine) Tick(now time.Time) error {
 		t, err := e.running(id)
 		if err == nil {
 			t.updateWatermark()
+			t.tick()
 			err = t.err
 		}
 		errs = append(errs, err)
@@ -318,6 +343,10 @@ func (e *Engine) Commit() ([]*kgo.Record, error) {
 			t.marked = t.wm
 		}
 		for _, s := range t.stores {
+			if e.plan.changelogs[s.changelog].source {
+				clear(s.dirty) // a source table: its topic is its changelog already
+				continue
+			}
 			err := s.changes(func(k, v []byte) {
 				e.out = append(e.out, &kgo.Record{Topic: s.changelog, Partition: id.Partition, Key: k, Value: v, Timestamp: msTime(e.now)})
 			})

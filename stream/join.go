@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Joined carries the serdes of a join: the key's (for the store and, when
@@ -47,6 +48,9 @@ func Join[K, L, R, O any](left Stream[K, L], right Stream[K, R], j Joined[K, L, 
 func WindowJoin[K, L, R, O any](left Stream[K, L], right Stream[K, R], w Windows, j Joined[K, L, R], fn func(key K, l L, r R) O, opts ...Option) Stream[Windowed[K], O] {
 	if err := w.check(); err != nil {
 		left.t.errs = append(left.t.errs, err)
+	} else if w.gap > 0 {
+		left.t.errs = append(left.t.errs, errors.New("stream: WindowJoin takes Tumbling or Hopping windows, not Sessions"))
+		w = Tumbling(time.Millisecond)
 	}
 	n := join(left, right, j, w, true, opts, func(k K, start int64, l L, r R, ts int64) rec {
 		return rec{key: Windowed[K]{Key: k, Start: msTime(start), End: msTime(start + w.size)}, value: fn(k, l, r), ts: ts}

@@ -17,6 +17,7 @@ type plan struct {
 	changelogs map[string]*storeRef
 	sinks      map[*node]string // resolved topic of every sink
 	partitions map[string]int32 // of every topic the engine partitions itself
+	compacted  map[string]int32 // upsert sinks (ToTable), with their writers' partition count
 }
 
 type subtopology struct {
@@ -37,6 +38,10 @@ type input struct {
 type storeRef struct {
 	sub  *subtopology
 	node *node
+	// source: the "changelog" is a table's source topic (TableSource), as
+	// in Kafka Streams: nothing is written to it, and a restore reads it
+	// only up to the group's committed offset.
+	source bool
 }
 
 func makePlan(t *Topology, app string, partitions func(topic string) (int32, bool)) (*plan, error) {
@@ -56,12 +61,12 @@ func makePlan(t *Topology, app string, partitions func(topic string) (int32, boo
 		return parent[i]
 	}
 	for _, n := range t.nodes {
-		for _, p := range n.parents {
+		for _, p := range append(slices.Clip(n.parents), n.reads...) {
 			a, b := find(n.id), find(p.id)
 			parent[max(a, b)] = min(a, b)
 		}
 	}
-	p := &plan{inputs: map[string]*input{}, changelogs: map[string]*storeRef{}, sinks: map[*node]string{}, partitions: map[string]int32{}}
+	p := &plan{inputs: map[string]*input{}, changelogs: map[string]*storeRef{}, sinks: map[*node]string{}, partitions: map[string]int32{}, compacted: map[string]int32{}}
 	byRoot := map[int]*subtopology{}
 	for _, n := range t.nodes { // roots are the smallest ids: subs come out in topological order
 		r := find(n.id)
@@ -118,12 +123,17 @@ func makePlan(t *Topology, app string, partitions func(topic string) (int32, boo
 			if n.sink != nil {
 				topic := resolve(n.sink.topic, n.sink.repartition)
 				p.sinks[n] = topic
+				if n.sink.compact {
+					p.compacted[topic] = s.partitions
+				}
 				if n.sink.repartition {
 					writer[topic] = s
 					s.writes = append(s.writes, topic)
 				}
 			}
-			if n.store != "" {
+			if n.store != "" && n.source != nil && n.source.table {
+				p.changelogs[n.source.topic] = &storeRef{sub: s, node: n, source: true}
+			} else if n.store != "" {
 				cl := app + "-" + n.store + "-changelog"
 				p.changelogs[cl] = &storeRef{sub: s, node: n}
 				p.partitions[cl] = s.partitions

@@ -111,3 +111,97 @@ func TestProcessNeedsOnRecord(t *testing.T) {
 		t.Fatal("Process without OnRecord accepted")
 	}
 }
+
+// idleFlush counts a key's records and emits the count 10 s of wall-clock
+// time after the key's first record, on a processing-time timer; a record
+// "cancel" deletes the timer set at wall + 1 s (the test's).
+func idleFlush() *stream.Topology {
+	topo := stream.NewTopology()
+	in := stream.Source(topo, "in", S, S)
+	out := stream.Process(stream.GroupByKey(in, S, S), I, stream.Processor[string, string, int64, string]{
+		OnRecord: func(c *stream.ProcessContext[string, int64, string], v string) {
+			n, ok := c.State()
+			if v == "cancel" && ok {
+				c.DeleteProcessingTimer(wall.Add(11 * time.Second))
+				c.ClearState()
+				return
+			}
+			if !ok {
+				c.SetProcessingTimer(c.Now().Add(10 * time.Second))
+			}
+			c.SetState(n + 1)
+		},
+		OnProcessingTimer: func(c *stream.ProcessContext[string, int64, string]) {
+			n, _ := c.State()
+			c.ClearState()
+			c.Emit(fmt.Sprintf("%s:%d@%s", c.Key(), n, c.Time().Format("15:04:05")))
+		},
+	}, stream.Named("flush"))
+	stream.To(out, "out", S, S)
+	return topo
+}
+
+var wall = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+
+// TestProcessingTimers: processing-time timers fire on the driver's wall
+// clock (Advance), not on event time, and can be deleted.
+func TestProcessingTimers(t *testing.T) {
+	d := mustDriver(t, idleFlush(), streamtest.Config{ApplicationID: "app", Start: wall})
+	in := streamtest.Input(d, "in", S, S)
+	out := streamtest.Output(d, "out", S, S)
+	in.Pipe("a", "", at(1))
+	d.Advance(time.Second)
+	in.Pipe("a", "", at(500)) // event time far ahead: no processing timer fires
+	in.Pipe("b", "", at(501)) // b's timer at 12:00:11
+	d.Advance(8 * time.Second)
+	if got := out.Values(); len(got) != 0 {
+		t.Fatalf("fired early: %v", got)
+	}
+	d.Advance(time.Second) // 12:00:10: a's timer
+	if got := out.Values(); !slices.Equal(got, []string{"a:2@12:00:10"}) {
+		t.Fatalf("a: %v", got)
+	}
+	if recs := d.Records("out"); !recs[0].Timestamp.Equal(wall.Add(10 * time.Second)) {
+		t.Fatalf("emitted at %v, want the timer's time", recs[0].Timestamp)
+	}
+	in.Pipe("b", "cancel", at(502)) // deletes b's timer, at 12:00:11
+	d.Advance(time.Minute)
+	d.EndOfInput()
+	if got := out.Values(); len(got) != 0 {
+		t.Fatalf("a deleted timer fired: %v", got)
+	}
+}
+
+// TestProcessingTimerRestore: a processing-time timer comes back from the
+// changelog and fires at the restored engine's first tick past it.
+func TestProcessingTimerRestore(t *testing.T) {
+	topo := idleFlush()
+	d := mustDriver(t, topo, streamtest.Config{ApplicationID: "app", Start: wall})
+	streamtest.Input(d, "in", S, S).Pipe("a", "", at(1))
+	e, err := stream.NewEngine(topo, stream.EngineConfig{ApplicationID: "app", Partitions: func(string) (int32, bool) { return 1, true }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := e.TaskFor("in", 0)
+	if err := e.OpenTask(id); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range d.Records("app-flush-changelog") {
+		if err := e.Restore(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.Tick(wall.Add(5 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if outs := e.Drain(); len(outs) != 0 {
+		t.Fatalf("fired early: %v", outs)
+	}
+	if err := e.Tick(wall.Add(time.Hour)); err != nil { // down for an hour: fires at once
+		t.Fatal(err)
+	}
+	outs := e.Drain()
+	if len(outs) != 1 || string(outs[0].Value) != "a:1@12:00:10" {
+		t.Fatalf("restored timer: %v", outs)
+	}
+}

@@ -22,6 +22,11 @@ func (r *runner) restore(ctx context.Context, id TaskID) error {
 		if err != nil {
 			return err
 		}
+		if r.e.SourceChangelog(topic) {
+			if end, err = r.committedEnd(ctx, topic, id.Partition, end); err != nil {
+				return err
+			}
+		}
 		starts, err := r.adm.ListStartOffsets(ctx, topic)
 		if err != nil {
 			return err
@@ -72,6 +77,22 @@ func (r *runner) stableEnd(ctx context.Context, topic string, p int32) (int64, e
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// committedEnd bounds the restore of a table's source topic (TableSource)
+// by the group's committed offset for the partition (0 if none): the
+// table's state as of the last commit, the records after it being input
+// that the task processes next.
+func (r *runner) committedEnd(ctx context.Context, topic string, p int32, end int64) (int64, error) {
+	committed, err := r.adm.FetchOffsets(kadm.RequireStable(ctx), r.app.cfg.ApplicationID)
+	if err != nil {
+		return 0, fmt.Errorf("%s/%d: committed offset: %w", topic, p, err)
+	}
+	at := int64(0)
+	if c, ok := committed.Lookup(topic, p); ok && c.Err == nil && c.At > 0 {
+		at = c.At
+	}
+	return min(end, at), nil
 }
 
 func (r *runner) readChangelog(ctx context.Context, topic string, p int32, end int64) error {

@@ -122,6 +122,15 @@ func (t *task) updateWatermark() {
 	}
 }
 
+// tick tells the operators with processing-time timers the wall clock.
+func (t *task) tick() {
+	for _, op := range t.ops {
+		if op.tick != nil && t.err == nil {
+			op.tick(t.e.now)
+		}
+	}
+}
+
 // emit encodes a sink's record into the engine's output.
 func (t *task) emit(n *node, r rec) {
 	k, v, h, err := n.sink.encode(r)

@@ -46,13 +46,18 @@ type node struct {
 	sink     *sinkSpec
 	store    string // state store name, "" if stateless
 	newOp    func(env *opEnv) operator
+	// reads are the nodes whose stores this node reads (a join looking up a
+	// table): they must run in the same task, so the plan keeps them in one
+	// sub-topology.
+	reads []*node
 }
 
 // operator is one node's behaviour inside one task.
 type operator struct {
 	process  func(r rec)
-	advance  func(wm int64) // the task watermark moved forward; nil if stateless
-	restored func() error   // the store was restored; nil if stateless
+	advance  func(wm int64)  // the task watermark moved forward; nil if stateless
+	restored func() error    // the store was restored; nil if stateless
+	tick     func(now int64) // the wall clock moved (processing-time timers); usually nil
 }
 
 // opEnv is what an operator may use in its task.
@@ -71,12 +76,20 @@ type sourceSpec struct {
 	decode      func(k, v []byte, h []kgo.RecordHeader) (any, any, error)
 	extract     func(k, v any, recordTime time.Time) int64 // nil: the record's timestamp
 	opts        sourceOptions
+	// table: the source materializes a table (TableSource) whose store is
+	// restored from the topic itself; its partitions hold no task
+	// watermark back.
+	table bool
+	// restore (tables) turns a record of the topic into the store's entry:
+	// the key and value re-encoded by the table's serdes (nil: deleted).
+	restore func(r *kgo.Record) (key, value []byte, err error)
 }
 
 // sinkSpec describes where a sink writes.
 type sinkSpec struct {
 	topic       string
 	repartition bool
+	compact     bool // an upsert sink (ToTable): the runtime creates the topic compacted
 	encode      func(r rec) (k, v []byte, h []kgo.RecordHeader, err error)
 }
 

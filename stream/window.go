@@ -2,6 +2,7 @@ package stream
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -12,6 +13,7 @@ import (
 // lateness. Build one with Tumbling or Hopping.
 type Windows struct {
 	size, advance, lateness int64 // milliseconds
+	gap                     int64 // session windows (Sessions): the inactivity gap; 0 otherwise
 }
 
 // Tumbling windows of size: back to back, each record in exactly one.
@@ -31,6 +33,9 @@ func (w Windows) AllowedLateness(d time.Duration) Windows {
 }
 
 func (w Windows) check() error {
+	if w.gap > 0 && w.size == 0 && w.lateness >= 0 {
+		return nil // Sessions
+	}
 	if w.size <= 0 || w.advance <= 0 || w.advance > w.size || w.lateness < 0 {
 		return fmt.Errorf("stream: windows of size %dms advancing %dms with lateness %dms: want 0 < advance <= size and lateness >= 0",
 			w.size, w.advance, w.lateness)
@@ -48,7 +53,9 @@ func (w Windows) lastStart(ts int64) int64 {
 }
 
 // Windowed is the key of a windowed aggregation's result: the grouping
-// key and its window [Start, End).
+// key and its window [Start, End). For session windows (Sessions) both
+// ends are inclusive: Start is the event time of the session's first
+// record and End that of its last, as in Kafka Streams.
 type Windowed[K any] struct {
 	Key        K
 	Start, End time.Time
@@ -104,23 +111,35 @@ func linkLate(agg, late *node) {
 // CountWindows counts the records per key and window. Each window's count
 // is emitted once, when the window closes, with event time end − 1 ms.
 func CountWindows[K, V any](w WindowedGroup[K, V], opts ...Option) Stream[Windowed[K], int64] {
+	if w.w.gap > 0 {
+		return sessionAggregate(w, "count", opts, Int64(), func(_ K, _ V, n int64, _ bool) int64 { return n + 1 },
+			func(_ K, a, b int64) int64 { return a + b })
+	}
 	return windowAggregate(w, "count", opts, Int64(), func(_ K, _ V, n int64, _ bool) int64 { return n + 1 })
 }
 
 // ReduceWindows combines the values per key and window with fn, emitting
 // each window's result when it closes.
 func ReduceWindows[K, V any](w WindowedGroup[K, V], fn func(acc, v V) V, opts ...Option) Stream[Windowed[K], V] {
-	return windowAggregate(w, "reduce", opts, w.g.value, func(_ K, v V, acc V, had bool) V {
+	add := func(_ K, v V, acc V, had bool) V {
 		if !had {
 			return v
 		}
 		return fn(acc, v)
-	})
+	}
+	if w.w.gap > 0 {
+		return sessionAggregate(w, "reduce", opts, w.g.value, add, func(_ K, a, b V) V { return fn(a, b) })
+	}
+	return windowAggregate(w, "reduce", opts, w.g.value, add)
 }
 
 // AggregateWindows folds the values per key and window into an A starting
 // from init(), emitting each window's result when it closes.
 func AggregateWindows[K, V, A any](w WindowedGroup[K, V], init func() A, fn func(key K, v V, acc A) A, serde Serde[A], opts ...Option) Stream[Windowed[K], A] {
+	if w.w.gap > 0 {
+		w.g.t.errs = append(w.g.t.errs, errors.New("stream: AggregateWindows over session windows: use AggregateSessions, which takes the function merging two sessions"))
+		return AggregateSessions(w, init, fn, nil, serde, opts...)
+	}
 	return windowAggregate(w, "aggregate", opts, serde, func(k K, v V, acc A, had bool) A {
 		if !had {
 			acc = init()
