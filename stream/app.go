@@ -59,7 +59,9 @@ type Config struct {
 	// TransactionTimeout (ExactlyOnce) is how long the cluster keeps an
 	// instance's transaction open without an end before aborting it: the
 	// longest a crashed instance with no successor of the same InstanceID
-	// holds up its tasks. Default 10s; it must exceed CommitInterval.
+	// holds up its tasks. Default 10s; it must exceed CommitInterval. It
+	// also bounds one commit (either guarantee): a stop (Run's context
+	// ending) waits for a commit under way at most this long.
 	TransactionTimeout time.Duration
 	// CommitInterval between commits; default 1s. Shorter: fewer
 	// repeats after a crash and fresher downstream watermarks, more

@@ -65,7 +65,10 @@ func (r *runner) loopEOS(ctx context.Context) error {
 			// Partitions went since the last End: the session would abort
 			// the next transaction. End now (aborting); that rewinds to the
 			// committed offsets, so the records just polled come again.
-			if _, err := r.endTxn(ctx, false); err != nil {
+			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.app.cfg.TransactionTimeout)
+			_, err := r.endTxn(actx, false)
+			cancel()
+			if err != nil {
 				return err
 			}
 			r.cl.AllowRebalance()
@@ -93,14 +96,13 @@ func (r *runner) loopEOS(ctx context.Context) error {
 			}
 			continue
 		}
-		ectx := ctx
-		if stopping {
-			// Stopped: commit what was processed, with a fresh deadline.
-			var cancel context.CancelFunc
-			ectx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-		}
+		// A commit under way is not cut short by a stop (ctx may end at
+		// any moment, also after the check above): it runs to its end,
+		// within the transaction timeout, and a stop then returns.
+		ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.app.cfg.TransactionTimeout)
 		committed, err := r.endTxn(ectx, true)
+		cancel()
+		stopping = stopping || ctx.Err() != nil
 		if err != nil {
 			return err
 		}

@@ -50,14 +50,18 @@ func (r *runner) loop(ctx context.Context) error {
 			err = r.process(fs)
 		}
 		bounded := r.app.cfg.Bounded
+		// A commit under way is not cut short by a stop (ctx may end at
+		// any moment): it runs to its end within TransactionTimeout.
+		cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), r.app.cfg.TransactionTimeout)
 		if ended := r.endedTasks(); err == nil && (time.Since(last) >= interval || bounded && ended > endedAtCommit) {
-			err = r.commit(ctx)
+			err = r.commit(cctx)
 			last, endedAtCommit = time.Now(), ended
 		}
 		done := err == nil && bounded && r.done()
 		if done {
-			err = r.commit(ctx)
+			err = r.commit(cctx)
 		}
+		ccancel()
 		if err != nil && r.fatal == nil {
 			r.fatal = err // no commit may follow a failed step
 		}
