@@ -299,6 +299,7 @@ type runner struct {
 	assigned map[TaskID]map[string]bool           // open tasks' assigned input partitions, by topic
 	end      map[string]map[int32]int64           // bounded: end offsets of the sources at start
 	prodErr  error
+	written  map[string]map[int32]int64 // under prodMu: changelog partitions' offsets after the records produced
 	prodMu   sync.Mutex
 	fatal    error // an error met in a group callback; the loop returns it
 
