@@ -174,7 +174,7 @@ func (a *App) Run(ctx context.Context) error {
 		kgo.SeedBrokers(a.cfg.Brokers...),
 		kgo.ConsumerGroup(a.cfg.ApplicationID),
 		kgo.ConsumeTopics(consume...),
-		kgo.Balancers(kgo.CooperativeStickyBalancer()),
+		kgo.Balancers(TaskBalancer(e.TaskFor), kgo.CooperativeStickyBalancer()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		// Only committed input; commit and abort markers are delivered as
 		// control records so a bounded run sees its last offset reached.
