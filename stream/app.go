@@ -72,6 +72,8 @@ type Config struct {
 	// ReplicationFactor of the internal topics; default the broker's.
 	ReplicationFactor int16
 	// NewStore opens state stores; default in memory (NewMemoryStore).
+	// PebbleStore(dir) keeps them on disk, restoring after a restart only
+	// the changelog written since the last commit.
 	NewStore func(StoreSpec) (Store, error)
 	// Registerer receives the metrics; nil: none.
 	Registerer prometheus.Registerer

@@ -8,8 +8,8 @@ import (
 // Store is one task's key-value state for one stateful operator. The
 // engine owns it (one goroutine at a time) and backs it with a compacted
 // changelog topic, so a Store needs no durability of its own: the in-memory
-// store is the default, and an on-disk one (pebble) can be plugged in
-// through Config.NewStore for state larger than memory. Keys and values
+// store is the default, and PebbleStore (on disk, a CheckpointStore) plugs
+// in through Config.NewStore for state larger than memory. Keys and values
 // passed in must not be retained after the call returns unless copied;
 // values returned may be read until the next call.
 type Store interface {
