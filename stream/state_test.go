@@ -88,6 +88,9 @@ func TestAppPebbleCheckpointRestore(t *testing.T) {
 	if stateBytes == 0 {
 		t.Error("no state size reported")
 	}
+	if n, _ := sum(t, reg, "weir_stream_restore_records_total"); n != 0 {
+		t.Fatalf("first run restored %v records from an empty changelog", n)
+	}
 	c.produce(all[200:400]...)
 	reg = run(400, dir, false)
 	if n, ok := sum(t, reg, "weir_stream_restore_records_total"); !ok || n != 0 {
