@@ -24,8 +24,10 @@ const TaskBalancerProtocol = "weir-stream-tasks"
 //
 // Balance: every member ends with ⌊tasks/members⌋ or one more tasks; a
 // task stays with the member that owned it (most of its partitions, at
-// the group's latest generation) while that member is within its share;
-// the others go to the least loaded members, spreading each sub-topology.
+// the group's latest generation) while that member is within its share
+// (kept in partition order across sub-topologies, so each member keeps a
+// share of each); the others go to the least loaded members, spreading
+// each sub-topology.
 // Cooperative (KIP-429): a task moving between two members is first
 // revoked by its owner and assigned in the next round, so its state is
 // committed before the new owner restores it.
@@ -175,6 +177,14 @@ func (b *taskBalancer) Balance(cb *kgo.ConsumerBalancer, topics map[string]int32
 		}
 	}
 
+	// Owned tasks are kept partition by partition across sub-topologies, so
+	// a member giving tasks up keeps a share of each sub-topology (its
+	// sources and its repartition readers) rather than all of one.
+	for _, bm := range members {
+		slices.SortFunc(bm.owned, func(a, b unit) int {
+			return cmp.Or(cmp.Compare(a.part, b.part), cmp.Compare(a.sub, b.sub), cmp.Compare(a.topic, b.topic))
+		})
+	}
 	assigned := map[unit]*balMember{}
 	give := func(bm *balMember, u unit) {
 		assigned[u] = bm

@@ -132,9 +132,11 @@ func TestTaskBalancer(t *testing.T) {
 
 	two := settle(t, one, []string{"m1", "m2"}, topics)
 	checkTasks(t, two, topics)
-	// Sticky: m1 kept tasks it had (it had all of them).
-	if len(two["m1"]) == 0 || len(two["m2"]) == 0 {
-		t.Fatalf("not spread: %v", two)
+	// Both members hold a share of each sub-topology.
+	for _, m := range []string{"m1", "m2"} {
+		if len(two[m]["a"]) == 0 || len(two[m]["c"]) == 0 {
+			t.Fatalf("sub-topologies not spread: %v", two)
+		}
 	}
 	three := settle(t, two, []string{"m1", "m2", "m3"}, topics)
 	checkTasks(t, three, topics)

@@ -93,7 +93,10 @@ func (r *runner) loopEOS(ctx context.Context) error {
 			}
 			continue
 		}
-		ectx := ctx
+		// A stop arriving while the transaction ends must not cut End
+		// short (that fails the run and leaves the transaction open until
+		// its timeout): the loop stops at its next turn instead.
+		ectx := context.WithoutCancel(ctx)
 		if stopping {
 			// Stopped: commit what was processed, with a fresh deadline.
 			var cancel context.CancelFunc
