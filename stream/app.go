@@ -74,6 +74,8 @@ type Config struct {
 	// ReplicationFactor of the internal topics; default the broker's.
 	ReplicationFactor int16
 	// NewStore opens state stores; default in memory (NewMemoryStore).
+	// PebbleStore(dir) keeps them on disk, restoring after a restart only
+	// the changelog written since the last commit.
 	NewStore func(StoreSpec) (Store, error)
 	// Registerer receives the metrics; nil: none.
 	Registerer prometheus.Registerer
@@ -176,7 +178,7 @@ func (a *App) Run(ctx context.Context) error {
 		kgo.SeedBrokers(a.cfg.Brokers...),
 		kgo.ConsumerGroup(a.cfg.ApplicationID),
 		kgo.ConsumeTopics(consume...),
-		kgo.Balancers(kgo.CooperativeStickyBalancer()),
+		kgo.Balancers(TaskBalancer(e.TaskFor), kgo.CooperativeStickyBalancer()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		// Only committed input; commit and abort markers are delivered as
 		// control records so a bounded run sees its last offset reached.
@@ -321,6 +323,7 @@ type runner struct {
 	assigned map[TaskID]map[string]bool           // open tasks' assigned input partitions, by topic
 	end      map[string]map[int32]int64           // bounded: end offsets of the sources at start
 	prodErr  error
+	written  map[string]map[int32]int64 // under prodMu: changelog partitions' offsets after the records produced
 	prodMu   sync.Mutex
 	fatal    error // an error met in a group callback; the loop returns it
 

@@ -181,10 +181,19 @@ func TestAppBoundedWindowedCount(t *testing.T) {
 	for _, mf := range mfs {
 		names = append(names, mf.GetName())
 	}
-	for _, n := range []string{"weir_stream_operator_records_total", "weir_stream_commit_seconds"} {
+	for _, n := range []string{"weir_stream_operator_records_total", "weir_stream_commit_seconds", "weir_stream_sink_records_total",
+		"weir_stream_process_batch_seconds", "weir_stream_e2e_event_time_seconds", "weir_stream_e2e_append_time_seconds",
+		"weir_stream_restore_records_total"} {
 		if !slices.Contains(names, n) {
 			t.Errorf("metric %s missing from %v", n, names)
 		}
+	}
+	if n, _ := sum(t, reg, "weir_stream_sink_records_total"); int(n) != len(c.readAll("counts")) {
+		t.Errorf("sink records %v, want %d", n, len(c.readAll("counts")))
+	}
+	// Sampled: at most one record per task and polled batch, at least one.
+	if n, _ := sum(t, reg, "weir_stream_e2e_event_time_seconds"); n < 1 || n > 600 {
+		t.Errorf("%v end-to-end latency samples", n)
 	}
 }
 

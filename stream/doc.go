@@ -51,18 +51,33 @@
 // (headers weir.stream.wm, weir.stream.task), so downstream tasks need no
 // out-of-orderness guess. End of input (a bounded run) is watermark +∞.
 //
-// Stateful operators keep per-task Stores (in memory by default; the
-// interface is small so an on-disk store can plug in), each backed by the
-// compacted topic <app>-<store>-changelog, written once per changed key
-// per commit and read back when a task is assigned.
+// Stateful operators keep per-task Stores, each backed by the compacted
+// topic <app>-<store>-changelog, written once per changed key per commit
+// and read back when a task is assigned. Stores are in memory by default;
+// PebbleStore(dir) keeps them on disk (one pebble database per task store,
+// dir/<app>/<task>/<store>) for state larger than memory. An on-disk store
+// is a CheckpointStore: its changes are applied atomically with the
+// changelog offset they reach once that changelog is durable (under
+// exactly-once, once the transaction commits), so a task restores only
+// the changelog after its checkpoint, and a store without one (after an
+// abort or a crash that left uncommitted state) is wiped and restored
+// from the start. See pebble.go and state.go.
 //
 // # Running
 //
 // Engine is the I/O-free core: records and time in, records to produce
 // out. App runs an Engine against a cluster: a consumer group per
-// ApplicationID (cooperative-sticky), input, repartition topics and
-// changelogs read read_committed. Package streamtest runs the same Engine
-// in memory, deterministically.
+// ApplicationID, input, repartition topics and changelogs read
+// read_committed. The group's balancer is TaskBalancer: cooperative and
+// sticky, it assigns whole tasks, so partition p of every topic a
+// sub-topology reads (a join's two sides) stays on one instance. Package
+// streamtest runs the same Engine in memory, deterministically.
+//
+// Metrics (Config.Registerer): records in per operator and out per topic,
+// batch processing time, end-to-end latency from event time and from the
+// Kafka timestamp (sampled per task and batch), watermark lag, late
+// records, state size and restore progress per task and store, commit
+// time and aborts; labels are names from the topology, never keys.
 //
 // Guarantees. AtLeastOnce (the default): produce, flush, then commit the
 // input offsets; a crash repeats the work since the last commit.
@@ -85,6 +100,6 @@
 // # Imports
 //
 // This package and streamtest import only the standard library and
-// external modules (franz-go, prometheus), never Weir's internal
+// external modules (franz-go, prometheus, pebble), never Weir's internal
 // packages; internal/archtest enforces it. Tests may use embedded.
 package stream

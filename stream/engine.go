@@ -254,6 +254,7 @@ func (e *Engine) Process(r *kgo.Record) error {
 		return t.err
 	}
 	ts := spec.eventTime(k, v, r.Timestamp)
+	t.sample(ts, r.Timestamp.UnixMilli())
 	c.observe(ts, e.now)
 	t.ops[in.sub.index[in.node]].process(rec{key: k, value: v, ts: ts})
 	t.updateWatermark()

@@ -190,8 +190,12 @@ func (r *runner) endTxn(ctx context.Context, commit bool) (bool, error) {
 	}
 	if committed {
 		r.e.m.commit(time.Since(start).Seconds())
-		return true, nil
+		r.mu.Lock()
+		err := r.checkpoint(true)
+		r.mu.Unlock()
+		return true, err
 	}
+	_ = r.checkpoint(false)
 	if !work {
 		return false, nil
 	}

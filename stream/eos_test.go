@@ -60,7 +60,8 @@ func eosConfig(addr, app string) stream.Config {
 }
 
 // runEOSChild runs an unbounded exactly-once instance until killed. spec
-// is "<broker addr> <application id> <instance id>"; the instance is a
+// is "<broker addr> <application id> <instance id> [<pebble state dir>]";
+// the instance is a
 // static group member, so a successor with the same instance id takes
 // its partitions at once instead of after a session timeout.
 func runEOSChild(spec string) int {
@@ -70,6 +71,9 @@ func runEOSChild(spec string) int {
 	// Small fetches: each poll takes a little of every partition, so the
 	// watermarks move together and windows close all along the run.
 	cfg.ClientOptions = []kgo.Opt{kgo.InstanceID(f[2]), kgo.FetchMaxPartitionBytes(1000)}
+	if len(f) > 3 {
+		cfg.NewStore = stream.PebbleStore(f[3])
+	}
 	app, err := stream.New(eosCounts("counts", 300*time.Microsecond), cfg)
 	if err == nil {
 		err = app.Run(context.Background())
@@ -265,7 +269,16 @@ func (c *cluster) committedIn(group, topic string) int64 {
 // last commit and goes on; a bounded instance finishes. The read_committed
 // output must be identical to an uninterrupted run's (run concurrently under
 // another application id): every window exactly once, with its exact count.
-func TestEOSSurvivesKill9(t *testing.T) {
+func TestEOSSurvivesKill9(t *testing.T) { eosKill9(t, "") }
+
+// TestEOSSurvivesKill9Pebble is TestEOSSurvivesKill9 with the state in
+// pebble stores, in one directory across the killed instances and the
+// last: each restarts from what the previous left on disk (the checkpoint
+// of its last commit, or nothing after a spill), never from state of an
+// aborted transaction.
+func TestEOSSurvivesKill9Pebble(t *testing.T) { eosKill9(t, t.TempDir()) }
+
+func eosKill9(t *testing.T, stateDir string) {
 	c := newCluster(t)
 	c.create("clicks", 4)
 	recs := events("clicks", 0, 2400, recent)
@@ -284,7 +297,7 @@ func TestEOSSurvivesKill9(t *testing.T) {
 		refDone <- err
 	}()
 
-	spec := c.b.Addr() + " clicks-eos instance-0"
+	spec := c.b.Addr() + " clicks-eos instance-0 " + stateDir
 	for _, frac := range []int64{3, 2} { // kill at a third, then at half, of the input
 		ch := startChild(t, spec)
 		for c.committedIn("clicks-eos", "clicks") < int64(len(recs))/frac {
@@ -309,6 +322,9 @@ func TestEOSSurvivesKill9(t *testing.T) {
 
 	cfg := eosConfig(c.b.Addr(), "clicks-eos")
 	cfg.InstanceID, cfg.ClientOptions, cfg.Bounded = "instance-0", []kgo.Opt{kgo.InstanceID("instance-0")}, true
+	if stateDir != "" {
+		cfg.NewStore = stream.PebbleStore(stateDir)
+	}
 	app, err := stream.New(eosCounts("counts", 0), cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -35,13 +35,24 @@ func (r *runner) restore(ctx context.Context, id TaskID) error {
 		if start.Err != nil {
 			return fmt.Errorf("%s/%d: start offset: %w", topic, id.Partition, start.Err)
 		}
-		if end <= start.Offset {
-			continue
-		}
-		if err := r.readChangelog(ctx, topic, id.Partition, end); err != nil {
+		from, err := r.e.RestoreFrom(topic, id.Partition, start.Offset, end)
+		if err != nil {
 			return err
 		}
-		r.app.log.Info("stream: restored", "task", id.String(), "changelog", topic, "records_to", end)
+		store := r.e.storeName(topic)
+		r.e.m.restore(id, store, 0, end-from)
+		if end <= from {
+			continue
+		}
+		began := time.Now()
+		r.app.log.Info("stream: restoring", "task", id.String(), "store", store, "changelog", topic,
+			"from", from, "to", end, "checkpointed", from > start.Offset)
+		n, err := r.readChangelog(ctx, id, topic, from, end)
+		if err != nil {
+			return err
+		}
+		r.app.log.Info("stream: restored", "task", id.String(), "store", store, "records", n,
+			"took", time.Since(began).Round(time.Millisecond))
 	}
 	return nil
 }
@@ -95,40 +106,51 @@ func (r *runner) committedEnd(ctx context.Context, topic string, p int32, end in
 	return min(end, at), nil
 }
 
-func (r *runner) readChangelog(ctx context.Context, topic string, p int32, end int64) error {
+// readChangelog restores a task's changelog partition from offset from to
+// end, checkpointing (RestoredTo) after each fetch; it returns the number
+// of records applied.
+func (r *runner) readChangelog(ctx context.Context, id TaskID, topic string, from, end int64) (int, error) {
+	p := id.Partition
 	cl, err := kgo.NewClient(append([]kgo.Opt{
 		kgo.SeedBrokers(r.app.cfg.Brokers...),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {p: kgo.NewOffset().AtStart()}}),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {p: kgo.NewOffset().At(from)}}),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.KeepControlRecords(), // a trailing transaction marker reaches end
 	}, r.app.cfg.ClientOptions...)...)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer cl.Close()
-	next := int64(0)
+	store := r.e.storeName(topic)
+	next, total := from, 0
 	for {
 		fs := cl.PollFetches(ctx)
 		if err := fs.Err0(); err != nil {
-			return fmt.Errorf("%s/%d: read to %d of %d: %w", topic, p, next, end, err)
+			return total, fmt.Errorf("%s/%d: read to %d of %d: %w", topic, p, next, end, err)
 		}
 		var rerr error
-		reached := false
+		reached, n := false, 0
 		fs.EachRecord(func(rec *kgo.Record) {
 			if rerr != nil || rec.Offset >= end {
 				return
 			}
 			if !rec.Attrs.IsControl() {
 				rerr = r.e.Restore(rec)
+				n++
 			}
 			next = rec.Offset + 1
 			reached = reached || rec.Offset+1 >= end
 		})
-		if rerr != nil {
-			return rerr
+		if rerr == nil && (n > 0 || reached) {
+			rerr = r.e.RestoredTo(topic, p, next)
 		}
+		if rerr != nil {
+			return total, rerr
+		}
+		total += n
+		r.e.m.restore(id, store, n, end-next)
 		if reached {
-			return nil
+			return total, nil
 		}
 	}
 }

@@ -74,8 +74,12 @@ func (r *runner) loop(ctx context.Context) error {
 }
 
 func (r *runner) process(fs kgo.Fetches) error {
-	if err := r.e.Tick(time.Now()); err != nil {
+	start := time.Now()
+	if err := r.e.Tick(start); err != nil {
 		return err
+	}
+	if fs.NumRecords() > 0 {
+		defer func() { r.e.m.batch(time.Since(start).Seconds()) }()
 	}
 	var err error
 	fs.EachRecord(func(rec *kgo.Record) {
@@ -113,14 +117,44 @@ func (r *runner) produce(recs []*kgo.Record) {
 		return
 	}
 	for _, rec := range recs {
-		r.cl.Produce(context.Background(), rec, func(_ *kgo.Record, err error) {
-			if err != nil {
-				r.prodMu.Lock()
-				r.prodErr = errors.Join(r.prodErr, err)
-				r.prodMu.Unlock()
-			}
-		})
+		r.cl.Produce(context.Background(), rec, r.produced)
 	}
+}
+
+// produced notes a produce error, or the offset after a changelog record
+// (for the stores' checkpoints).
+func (r *runner) produced(rec *kgo.Record, err error) {
+	_, changelog := r.e.plan.changelogs[rec.Topic]
+	if err == nil && !changelog {
+		return
+	}
+	r.prodMu.Lock()
+	defer r.prodMu.Unlock()
+	if err != nil {
+		r.prodErr = errors.Join(r.prodErr, err)
+		return
+	}
+	if r.written == nil {
+		r.written = map[string]map[int32]int64{}
+	}
+	if r.written[rec.Topic] == nil {
+		r.written[rec.Topic] = map[int32]int64{}
+	}
+	r.written[rec.Topic][rec.Partition] = max(r.written[rec.Topic][rec.Partition], rec.Offset+1)
+}
+
+// checkpoint tells the engine the changelog records produced since the
+// last checkpoint are durable (or, durable false, forgets them: their
+// transaction aborted). Called with mu held, after a flush.
+func (r *runner) checkpoint(durable bool) error {
+	r.prodMu.Lock()
+	written := r.written
+	r.written = nil
+	r.prodMu.Unlock()
+	if !durable {
+		return nil
+	}
+	return r.e.Committed(written)
 }
 
 // commit writes the engine's changelogs and markers, waits for every
@@ -173,7 +207,7 @@ func (r *runner) commitOnce(ctx context.Context) error {
 		clear(r.offsets)
 	}
 	r.e.m.commit(time.Since(start).Seconds())
-	return nil
+	return r.checkpoint(true)
 }
 
 func (r *runner) endedTasks() int {

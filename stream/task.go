@@ -2,6 +2,7 @@ package stream
 
 import (
 	"fmt"
+	"strconv"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -20,6 +21,7 @@ type task struct {
 	wm        int64 // min over the input partitions' watermarks, never decreasing
 	marked    int64 // the watermark last written as a marker
 	restoring bool
+	sampled   int64 // e.now when a record's latencies were last sampled
 	err       error
 }
 
@@ -40,7 +42,7 @@ func newTask(e *Engine, id TaskID) (*task, error) {
 		if ref.sub != sub {
 			continue
 		}
-		s, err := e.newStore(StoreSpec{Name: ref.node.store, Task: id})
+		s, err := e.newStore(StoreSpec{App: e.app, Name: ref.node.store, Task: id})
 		if err != nil {
 			for _, s := range t.stores {
 				_ = s.Close()
@@ -139,6 +141,9 @@ func (t *task) emit(n *node, r rec) {
 		return
 	}
 	topic := t.e.plan.sinks[n]
+	if c := t.e.m.sink(topic); c != nil {
+		c.Inc()
+	}
 	out := &kgo.Record{Topic: topic, Partition: -1, Key: k, Value: v, Headers: h, Timestamp: msTime(r.ts)}
 	if n.sink.repartition {
 		out.Partition = KafkaPartition(k, t.e.plan.partitions[topic])
@@ -155,4 +160,15 @@ func KafkaPartition(key []byte, n int32) int32 {
 		return 0
 	}
 	return int32(keyPartitioner.Partition(&kgo.Record{Key: key}, int(n)))
+}
+
+// sample observes the end-to-end latencies of one record per task and
+// Tick (a polled batch in App), from its event time and its Kafka
+// timestamp, both Unix ms.
+func (t *task) sample(eventMs, kafkaMs int64) {
+	if t.e.m == nil || t.e.now == 0 || t.sampled == t.e.now {
+		return
+	}
+	t.sampled = t.e.now
+	t.e.m.e2e(strconv.Itoa(t.id.Subtopology), t.e.now-eventMs, t.e.now-kafkaMs)
 }
