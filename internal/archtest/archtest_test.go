@@ -41,7 +41,7 @@ var allowed = map[string]pkgRule{
 	// Tiered storage: segments and manifests on file:// or S3. The broker
 	// reaches it through an interface of its own (broker.RemoteStorage),
 	// which the composition root adapts: storage does not import storage.
-	"internal/archive": {imports: []string{"internal/batch", "internal/vfs"}},
+	"internal/archive": {imports: []string{"internal/batch", "internal/vfs"}, testImports: []string{"internal/testutil/miniotest"}},
 	// Core. The power-loss suite drives the group coordinator and its
 	// store on the broker, so the tests reach up; the code never does.
 	"internal/broker": {
@@ -63,7 +63,7 @@ var allowed = map[string]pkgRule{
 	// Composition root.
 	"internal/server": {imports: []string{"internal/archive", "internal/batch", "internal/broker", "internal/cloudevents", "internal/commitlog",
 		"internal/config", "internal/group", "internal/kafka", "internal/metrics", "internal/schema", "internal/txn",
-		"internal/vfs"}},
+		"internal/vfs"}, testImports: []string{"internal/testutil/miniotest"}},
 	"embedded": {imports: []string{"internal/config", "internal/server"}},
 	"cmd/weir": {imports: []string{"embedded", "internal/config", "internal/server", "stream", "stream/nexmark",
 		"stream/nexmark/queries"}},
@@ -85,6 +85,8 @@ var allowed = map[string]pkgRule{
 	// Tests only.
 	"internal/archtest": {},
 	"test/e2e":          {},
+	// Test helpers (imported by tests only): a real MinIO on loopback.
+	"internal/testutil/miniotest": {},
 }
 
 // banned lists outside packages a layer must not import: storage and the

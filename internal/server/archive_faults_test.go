@@ -148,7 +148,7 @@ func readyz(t *testing.T, s *Server, query string) (int, string) {
 // reads from offset 0, the archive verifies clean and /readyz passes.
 func TestArchiveS3Faults(t *testing.T) {
 	m := startMinio(t)
-	px := startFaultProxy(t, "http://"+m.addr)
+	px := startFaultProxy(t, "http://"+m.Addr)
 	env := m.env()
 	env[0] = "AWS_ENDPOINT_URL_S3=http://" + px.addr
 	node := tierNode{dir: t.TempDir(), archive: "s3://" + minioBucket + "/faults", env: env, maxLag: 2 * time.Second}

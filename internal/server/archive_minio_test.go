@@ -1,163 +1,27 @@
 package server
 
 import (
-	"context"
-	"net"
-	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-
 	"github.com/weirhq/weir/internal/config"
 	"github.com/weirhq/weir/internal/metrics"
+	"github.com/weirhq/weir/internal/testutil/miniotest"
 )
 
-// A real MinIO on loopback for the tiering tests, as internal/archive's
-// tests start it (minio_test.go there): installed by
+// A real MinIO on loopback for the tiering tests (miniotest): installed by
 // scripts/setup-test-deps; without it the tests skip, except under CI.
 
-const (
-	minioUser   = "weirtest"
-	minioSecret = "weirtest-secret-key"
-	minioBucket = "weir-tier"
-)
+const minioBucket = "weir-tier"
 
-func minioBin(t *testing.T) string {
-	t.Helper()
-	if p, err := exec.LookPath("minio"); err == nil {
-		return p
-	}
-	if out, err := exec.Command("go", "env", "GOBIN", "GOPATH").Output(); err == nil {
-		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-		var dirs []string
-		if len(lines) >= 1 && strings.TrimSpace(lines[0]) != "" {
-			dirs = append(dirs, strings.TrimSpace(lines[0]))
-		}
-		if len(lines) >= 2 {
-			for _, p := range filepath.SplitList(strings.TrimSpace(lines[1])) {
-				dirs = append(dirs, filepath.Join(p, "bin"))
-			}
-		}
-		for _, d := range dirs {
-			if fi, err := os.Stat(filepath.Join(d, "minio")); err == nil && !fi.IsDir() {
-				return filepath.Join(d, "minio")
-			}
-		}
-	}
-	msg := "minio is not available (run scripts/setup-test-deps)"
-	if v := os.Getenv("CI"); v != "" && v != "0" && v != "false" {
-		t.Fatal(msg + "; CI is set, so this is a failure")
-	}
-	t.Skip(msg + "; set CI=true to make this a failure")
-	return ""
-}
+type minio struct{ *miniotest.Server }
 
-type minio struct {
-	t    *testing.T
-	bin  string
-	dir  string
-	addr string
+func startMinio(t *testing.T) *minio { return &minio{miniotest.Start(t, minioBucket)} }
 
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
-func startMinio(t *testing.T) *minio {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	_ = l.Close()
-	m := &minio{t: t, bin: minioBin(t), dir: t.TempDir(), addr: addr}
-	m.start()
-	t.Cleanup(m.kill)
-	c := s3.New(s3.Options{
-		BaseEndpoint: aws.String("http://" + m.addr), Region: "us-east-1", UsePathStyle: true,
-		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
-			return aws.Credentials{AccessKeyID: minioUser, SecretAccessKey: minioSecret}, nil
-		}),
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	// MinIO may answer /minio/health/ready before its object layer is up
-	// (503 XMinioServerNotInitialized): retry until the bucket exists.
-	for {
-		_, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(minioBucket)})
-		if err == nil {
-			break
-		}
-		if !strings.Contains(err.Error(), "XMinioServerNotInitialized") || ctx.Err() != nil {
-			t.Fatalf("create bucket: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return m
-}
-
-func (m *minio) start() {
-	t := m.t
-	t.Helper()
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	cmd := exec.Command(m.bin, "server", filepath.Join(m.dir, "data"),
-		"--address", m.addr, "--console-address", "127.0.0.1:0", "--certs-dir", filepath.Join(m.dir, "certs"), "--quiet")
-	cmd.Env = []string{
-		"PATH=" + os.Getenv("PATH"), "HOME=" + m.dir,
-		"MINIO_ROOT_USER=" + minioUser, "MINIO_ROOT_PASSWORD=" + minioSecret,
-		"MINIO_BROWSER=off", "MINIO_UPDATE=off", "MINIO_CI_CD=1",
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start minio: %v", err)
-	}
-	m.cmd, m.done = cmd, make(chan struct{})
-	go func(done chan struct{}) { _ = cmd.Wait(); close(done) }(m.done)
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := http.Get("http://" + m.addr + "/minio/health/cluster")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		select {
-		case <-m.done:
-			t.Fatal("minio exited at start")
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("minio not ready on %s after 60s", m.addr)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// kill stops the server with SIGKILL and waits for it.
-func (m *minio) kill() {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.cmd == nil {
-		return
-	}
-	_ = m.cmd.Process.Kill()
-	<-m.done
-	m.cmd = nil
-}
-
-func (m *minio) env() []string {
-	return []string{"AWS_ENDPOINT_URL_S3=http://" + m.addr, "AWS_ACCESS_KEY_ID=" + minioUser,
-		"AWS_SECRET_ACCESS_KEY=" + minioSecret, "AWS_REGION=us-east-1"}
-}
+func (m *minio) start()        { m.Start() }
+func (m *minio) kill()         { m.Kill() }
+func (m *minio) env() []string { return m.Env(miniotest.User, miniotest.Secret) }
 
 // TestArchiveS3 is TestArchiveFile against a real S3 server (MinIO).
 func TestArchiveS3(t *testing.T) {
