@@ -17,16 +17,8 @@
 'use strict'
 
 const crypto = require('crypto')
-const { Kafka, logLevel } = requireKafkajs()
+const { newKafka, deadline } = require('./lib')
 
-function requireKafkajs() {
-  try {
-    return require('kafkajs')
-  } catch (e) {
-    process.stderr.write(`cannot load kafkajs (run npm ci in test/kafkajs): ${e.message}\n`)
-    process.exit(3)
-  }
-}
 
 const [broker, topic, groupId, countsJSON] = process.argv.slice(2)
 if (!broker || !topic || !groupId || !countsJSON) {
@@ -35,29 +27,9 @@ if (!broker || !topic || !groupId || !countsJSON) {
 }
 const counts = JSON.parse(countsJSON)
 
-const levels = { NOTHING: logLevel.NOTHING, ERROR: logLevel.ERROR, WARN: logLevel.WARN, INFO: logLevel.INFO, DEBUG: logLevel.DEBUG }
-const level = levels[(process.env.KAFKAJS_LOG_LEVEL || 'WARN').toUpperCase()] ?? logLevel.WARN
+deadline('ARCHIVE_READ_TIMEOUT_MS', 120000, ms => `archive_read: not done after ${ms} ms: ${JSON.stringify(summary())}`)
 
-const logCreator = () => ({ namespace, label, log }) => {
-  const { timestamp, message, ...rest } = log
-  process.stderr.write(`${timestamp} ${label} [${namespace}] ${message} ${JSON.stringify(rest)}\n`)
-}
-
-const deadlineMs = Number(process.env.ARCHIVE_READ_TIMEOUT_MS || 120000)
-setTimeout(() => {
-  process.stderr.write(`archive_read: not done after ${deadlineMs} ms: ${JSON.stringify(summary())}\n`)
-  process.exit(4)
-}, deadlineMs).unref()
-
-const kafka = new Kafka({
-  clientId: 'weir-e2e-archive-read',
-  brokers: [broker],
-  connectionTimeout: 3000,
-  requestTimeout: 30000,
-  retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 1000 },
-  logLevel: level,
-  logCreator,
-})
+const kafka = newKafka({ clientId: 'weir-e2e-archive-read', broker, requestTimeout: 30000, defaultLevel: 'WARN' })
 
 const state = {}
 for (const p of Object.keys(counts)) {

@@ -12,16 +12,8 @@
 // gets there the test's timeout kills it. Logs go to stderr.
 'use strict'
 
-const { Kafka, logLevel } = requireKafkajs()
+const { newKafka } = require('./lib')
 
-function requireKafkajs() {
-  try {
-    return require('kafkajs')
-  } catch (e) {
-    process.stderr.write(`cannot load kafkajs (run npm ci in test/kafkajs): ${e.message}\n`)
-    process.exit(3)
-  }
-}
 
 const [broker, topic, groupId, last] = process.argv.slice(2)
 if (!broker || !topic || !groupId || last === undefined) {
@@ -29,22 +21,7 @@ if (!broker || !topic || !groupId || last === undefined) {
   process.exit(2)
 }
 
-const levels = { NOTHING: logLevel.NOTHING, ERROR: logLevel.ERROR, WARN: logLevel.WARN, INFO: logLevel.INFO, DEBUG: logLevel.DEBUG }
-const level = levels[(process.env.KAFKAJS_LOG_LEVEL || 'INFO').toUpperCase()] ?? logLevel.INFO
-const logCreator = () => ({ namespace, label, log }) => {
-  const { timestamp, message, ...rest } = log
-  process.stderr.write(`${timestamp} ${label} [${namespace}] ${message} ${JSON.stringify(rest)}\n`)
-}
-
-const kafka = new Kafka({
-  clientId: 'weir-e2e-compacted',
-  brokers: [broker],
-  connectionTimeout: 3000,
-  requestTimeout: 10000,
-  retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 1000 },
-  logLevel: level,
-  logCreator,
-})
+const kafka = newKafka({ clientId: 'weir-e2e-compacted', broker })
 
 const consumer = kafka.consumer({
   groupId,

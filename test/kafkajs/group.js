@@ -13,16 +13,8 @@
 // Group events and kafkajs logs go to stderr.
 'use strict'
 
-const { Kafka, logLevel } = requireKafkajs()
+const { newKafka, deadline } = require('./lib')
 
-function requireKafkajs() {
-  try {
-    return require('kafkajs')
-  } catch (e) {
-    process.stderr.write(`cannot load kafkajs (run npm ci in test/kafkajs): ${e.message}\n`)
-    process.exit(3)
-  }
-}
 
 const [broker, topic, groupId, clientId] = process.argv.slice(2)
 if (!broker || !topic || !groupId || !clientId) {
@@ -30,30 +22,10 @@ if (!broker || !topic || !groupId || !clientId) {
   process.exit(2)
 }
 
-const levels = { NOTHING: logLevel.NOTHING, ERROR: logLevel.ERROR, WARN: logLevel.WARN, INFO: logLevel.INFO, DEBUG: logLevel.DEBUG }
-const level = levels[(process.env.KAFKAJS_LOG_LEVEL || 'INFO').toUpperCase()] ?? logLevel.INFO
-
-const logCreator = () => ({ namespace, label, log }) => {
-  const { timestamp, message, ...rest } = log
-  process.stderr.write(`${timestamp} ${label} [${namespace}] ${message} ${JSON.stringify(rest)}\n`)
-}
-
 // A hard deadline so a wedged broker never leaves the process behind.
-const deadlineMs = Number(process.env.GROUP_TIMEOUT_MS || 120000)
-setTimeout(() => {
-  process.stderr.write(`group: still running after ${deadlineMs} ms, exiting\n`)
-  process.exit(4)
-}, deadlineMs).unref()
+deadline('GROUP_TIMEOUT_MS', 120000, ms => `group: still running after ${ms} ms, exiting`)
 
-const kafka = new Kafka({
-  clientId,
-  brokers: [broker],
-  connectionTimeout: 3000,
-  requestTimeout: 10000,
-  retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 1000 },
-  logLevel: level,
-  logCreator,
-})
+const kafka = newKafka({ clientId, broker })
 
 const consumer = kafka.consumer({
   groupId,

@@ -15,16 +15,9 @@
 // document on stdout. kafkajs' own logs go to stderr as JSON lines.
 'use strict'
 
-const { Kafka, CompressionTypes, Partitioners, logLevel } = requireKafkajs()
+const { kafkajs, newKafka, deadline } = require('./lib')
+const { CompressionTypes, Partitioners } = kafkajs
 
-function requireKafkajs() {
-  try {
-    return require('kafkajs')
-  } catch (e) {
-    process.stderr.write(`cannot load kafkajs (run npm ci in test/kafkajs): ${e.message}\n`)
-    process.exit(3)
-  }
-}
 
 const broker = process.argv[2] || process.env.WEIR_BROKER
 const topic = process.argv[3] || process.env.WEIR_TOPIC
@@ -34,31 +27,10 @@ if (!broker || !topic) {
 }
 const idemTopic = `${topic}-idem`
 
-const levels = { NOTHING: logLevel.NOTHING, ERROR: logLevel.ERROR, WARN: logLevel.WARN, INFO: logLevel.INFO, DEBUG: logLevel.DEBUG }
-const level = levels[(process.env.KAFKAJS_LOG_LEVEL || 'INFO').toUpperCase()] ?? logLevel.INFO
-
-// Every kafkajs log line goes to stderr; stdout carries only the result.
-const logCreator = () => ({ namespace, label, log }) => {
-  const { timestamp, message, ...rest } = log
-  process.stderr.write(`${timestamp} ${label} [${namespace}] ${message} ${JSON.stringify(rest)}\n`)
-}
-
 // A hard deadline so a wedged broker never hangs the Go test.
-const deadlineMs = Number(process.env.ROUNDTRIP_TIMEOUT_MS || 25000)
-const deadline = setTimeout(() => {
-  process.stderr.write(`roundtrip: no result after ${deadlineMs} ms\n`)
-  process.exit(4)
-}, deadlineMs)
+const timer = deadline('ROUNDTRIP_TIMEOUT_MS', 25000, ms => `roundtrip: no result after ${ms} ms`)
 
-const kafka = new Kafka({
-  clientId: 'weir-e2e-kafkajs',
-  brokers: [broker],
-  connectionTimeout: 3000,
-  requestTimeout: 10000,
-  retry: { retries: 3, initialRetryTime: 100, maxRetryTime: 1000 },
-  logLevel: level,
-  logCreator,
-})
+const kafka = newKafka({ clientId: 'weir-e2e-kafkajs', broker, retries: 3 })
 
 function check(cond, msg) {
   if (!cond) throw new Error(`check failed: ${msg}`)
@@ -240,11 +212,11 @@ async function main() {
 
 main().then(
   out => {
-    clearTimeout(deadline)
+    clearTimeout(timer)
     process.stdout.write(JSON.stringify(out) + '\n')
   },
   err => {
-    clearTimeout(deadline)
+    clearTimeout(timer)
     const extra = {}
     for (const k of ['name', 'type', 'code', 'retriable', 'broker', 'topic', 'partition']) {
       if (err && err[k] !== undefined) extra[k] = err[k]

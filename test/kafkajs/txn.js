@@ -17,16 +17,8 @@
 // order received. Every check is the Go test's; logs go to stderr.
 'use strict'
 
-const { Kafka, logLevel } = requireKafkajs()
+const { newKafka, deadline } = require('./lib')
 
-function requireKafkajs() {
-  try {
-    return require('kafkajs')
-  } catch (e) {
-    process.stderr.write(`cannot load kafkajs (run npm ci in test/kafkajs): ${e.message}\n`)
-    process.exit(3)
-  }
-}
 
 const [broker, inTopic, outTopic, offsetsGroup, readGroup] = process.argv.slice(2)
 if (!broker || !inTopic || !outTopic || !offsetsGroup || !readGroup) {
@@ -34,28 +26,9 @@ if (!broker || !inTopic || !outTopic || !offsetsGroup || !readGroup) {
   process.exit(2)
 }
 
-const levels = { NOTHING: logLevel.NOTHING, ERROR: logLevel.ERROR, WARN: logLevel.WARN, INFO: logLevel.INFO, DEBUG: logLevel.DEBUG }
-const level = levels[(process.env.KAFKAJS_LOG_LEVEL || 'INFO').toUpperCase()] ?? logLevel.INFO
-const logCreator = () => ({ namespace, label, log }) => {
-  const { timestamp, message, ...rest } = log
-  process.stderr.write(`${timestamp} ${label} [${namespace}] ${message} ${JSON.stringify(rest)}\n`)
-}
+deadline('TXN_TIMEOUT_MS', 30000, ms => `txn: still running after ${ms} ms, exiting`)
 
-const deadlineMs = Number(process.env.TXN_TIMEOUT_MS || 30000)
-setTimeout(() => {
-  process.stderr.write(`txn: still running after ${deadlineMs} ms, exiting\n`)
-  process.exit(4)
-}, deadlineMs).unref()
-
-const kafka = new Kafka({
-  clientId: 'weir-e2e-kafkajs-txn',
-  brokers: [broker],
-  connectionTimeout: 3000,
-  requestTimeout: 10000,
-  retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 1000 },
-  logLevel: level,
-  logCreator,
-})
+const kafka = newKafka({ clientId: 'weir-e2e-kafkajs-txn', broker })
 
 const PARTITIONS = 4
 
