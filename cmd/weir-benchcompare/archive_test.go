@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -49,22 +48,11 @@ func TestTopicLocalBytes(t *testing.T) {
 // p99 9 ms), 1,000 records of 1,024 bytes; consume of catchup-archive at
 // 50 MB/s, of catchup-local at 200. It appends its arguments to args.
 func fakeArchiveWeir(t *testing.T) (bin, args string) {
-	t.Helper()
-	dir := t.TempDir()
-	args = filepath.Join(dir, "args")
-	script := fmt.Sprintf(`#!/bin/sh
-echo "$*" >> %s
-case "$*" in
+	return fakeWeirScript(t, `
 *"consume -t catchup-archive "*) echo '{"consume":{"records":1000,"bytes":1024000,"mb_per_sec":50}}' ;;
 *"consume -t catchup-local "*) echo '{"consume":{"records":1000,"bytes":1024000,"mb_per_sec":200}}' ;;
 *) echo '{"produce":{"records":1000,"bytes":1024000,"records_per_sec":1000,"mb_per_sec":100,"latency_ms":{"p50":2,"p99":9}}}' ;;
-esac
-`, args)
-	bin = filepath.Join(dir, "weir")
-	if err := os.WriteFile(bin, []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return bin, args
+`)
 }
 
 // archiveMetricsServer serves /metrics as a tiered broker would through

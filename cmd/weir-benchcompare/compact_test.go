@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -115,21 +114,10 @@ func TestRatesAndNoise(t *testing.T) {
 // with ack p50/p99/p99.9 of 1/4/9 ms, without at 250 MB/s (p99 50 ms). It
 // appends its arguments to the file args.
 func fakeCompactWeir(t *testing.T) (bin, args string) {
-	t.Helper()
-	dir := t.TempDir()
-	args = filepath.Join(dir, "args")
-	script := fmt.Sprintf(`#!/bin/sh
-echo "$*" >> %s
-case "$*" in
+	return fakeWeirScript(t, `
 *"--rate 20000"*) echo '{"produce":{"records":100000,"records_per_sec":20000,"mb_per_sec":20.5,"latency_ms":{"p50":1,"p99":4,"p99_9":9}}}' ;;
 *) echo '{"produce":{"records":1000000,"records_per_sec":244140,"mb_per_sec":250,"latency_ms":{"p50":20,"p99":50,"p99_9":60}}}' ;;
-esac
-`, args)
-	bin = filepath.Join(dir, "weir")
-	if err := os.WriteFile(bin, []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return bin, args
+`)
 }
 
 // TestCompactRun: the topic is created compacted, the two weir bench runs

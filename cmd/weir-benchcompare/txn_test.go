@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -28,22 +29,30 @@ func TestRotated(t *testing.T) {
 // ms), and 1,000-record ones failing, as a peer without transactions
 // would.
 func fakeWeir(t *testing.T) string {
-	t.Helper()
-	script := `#!/bin/sh
-case "$*" in
+	bin, _ := fakeWeirScript(t, `
 *"--txn-records 1000 "*) echo "INVALID_TXN_STATE" >&2; exit 1 ;;
 *"--txn-records 100 "*) echo '{"produce":{"records":500,"records_per_sec":500,"mb_per_sec":0.51,"latency_ms":{"p50":1},
   "transactions":{"committed":5,"aborted":0,"commit_latency_ms":{"p50":2,"p99":9}}}}' ;;
 *"--producers 4"*) echo '{"produce":{"records":4000,"records_per_sec":4000,"mb_per_sec":4.1,"latency_ms":{"p50":1}}}' ;;
 *"--producers 1"*) echo '{"produce":{"records":1000,"records_per_sec":1000,"mb_per_sec":1.02,"latency_ms":{"p50":1}}}' ;;
 *) echo "no --producers" >&2; exit 1 ;;
-esac
-`
-	path := filepath.Join(t.TempDir(), "weir")
-	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
+`)
+	return bin
+}
+
+// fakeWeirScript writes a stand-in for the weir CLI: a shell script that
+// appends its arguments to the file args and answers by the case
+// branches given (patterns over "$*").
+func fakeWeirScript(t *testing.T, cases string) (bin, args string) {
+	t.Helper()
+	dir := t.TempDir()
+	args = filepath.Join(dir, "args")
+	script := fmt.Sprintf("#!/bin/sh\necho \"$*\" >> %s\ncase \"$*\" in%sesac\n", args, cases)
+	bin = filepath.Join(dir, "weir")
+	if err := os.WriteFile(bin, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	return path
+	return bin, args
 }
 
 // TestTxnRun: one broker's three runs become its values, ratios paired on
